@@ -1,0 +1,64 @@
+"""Job types for tests and benchmarks only: registered through `settings.job_modules`, never served.
+
+- `sleep`: waits `duration_s` in `steps` steps, reporting progress; fails on demand.
+- `wait_signal`: runs until the file `signal_path` exists (a test creates it) or it is cancelled.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wfsched.exceptions import JobError
+from wfsched.jobs.registry import JobContext, JobType
+
+POLL_S = 0.01
+
+
+class SleepParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    duration_s: float = Field(default=0.0, ge=0, le=600)
+    steps: int = Field(default=1, ge=1, le=10_000)
+    fail: bool = False
+
+
+class WaitSignalParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signal_path: str
+    timeout_s: float = Field(default=300.0, gt=0)
+
+
+def run_sleep(ctx: JobContext) -> dict[str, Any]:
+    params = ctx.params
+    assert isinstance(params, SleepParams)
+    for step in range(params.steps):
+        deadline = time.monotonic() + params.duration_s / params.steps
+        while time.monotonic() < deadline:
+            ctx.check_cancelled()
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        ctx.report_progress(step + 1, params.steps)
+    if params.fail:
+        raise JobError(f"job {ctx.job_id!r} failed on purpose")
+    return {"slept_s": params.duration_s}
+
+
+def run_wait_signal(ctx: JobContext) -> dict[str, Any]:
+    params = ctx.params
+    assert isinstance(params, WaitSignalParams)
+    deadline = time.monotonic() + params.timeout_s
+    signal = Path(params.signal_path)
+    while not signal.exists():
+        ctx.check_cancelled()
+        if time.monotonic() > deadline:
+            raise JobError(f"no signal at {signal} within {params.timeout_s} s")
+        time.sleep(POLL_S)
+    return {"signal": signal.read_text()}
+
+
+JOB_TYPES = [
+    JobType("sleep", SleepParams, run_sleep, "Waits, reports progress, fails on demand."),
+    JobType("wait_signal", WaitSignalParams, run_wait_signal, "Runs until a file appears."),
+]

@@ -1,0 +1,94 @@
+"""One running wfsched service per test session: real Ray, real Serve over HTTP, real SQLite."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from wfsched.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_JOB_MODULE = "tests.support.job_types"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_settings(base: Path, **overrides: Any) -> Settings:
+    (base / "data").mkdir(parents=True, exist_ok=True)
+    defaults: dict[str, Any] = {
+        "port": free_port(),
+        "db": base / "wfsched.db",
+        "data_roots": (base / "data",),
+        "results_dir": base / "results",
+        "job_modules": (TEST_JOB_MODULE,),
+        "reconcile_interval_s": 1.0,
+    }
+    return Settings.from_env(**{**defaults, **overrides})
+
+
+def ray_init_options() -> dict[str, Any]:
+    # Workers import the test job types from this checkout; logical GPUs let GPU-shaped tasks
+    # schedule on a CPU-only machine (the code then runs on the CPU).
+    return {
+        "num_cpus": 2,
+        "num_gpus": 1,
+        "include_dashboard": False,
+        "runtime_env": {"env_vars": {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}},
+    }
+
+
+@dataclass
+class Api:
+    """A small HTTP client of the service for one user."""
+
+    base_url: str
+    user: str
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"X-User-ID": self.user, **kwargs.pop("headers", {})}
+        return httpx.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+
+    def submit(self, jobs: list[dict[str, Any]], name: str = "test workflow") -> dict[str, Any]:
+        response = self.request("POST", "/api/workflows", json={"name": name, "jobs": jobs})
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def workflow(self, workflow_id: str) -> dict[str, Any]:
+        response = self.request("GET", f"/api/workflows/{workflow_id}")
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def wait(self, workflow_id: str, until: Callable[[dict[str, Any]], bool] | None = None,
+             timeout_s: float = 120) -> dict[str, Any]:
+        """Poll until `until(workflow)` (default: finished); fail the test at the timeout."""
+        until = until or (lambda wf: wf["status"] in ("succeeded", "failed", "cancelled"))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            workflow = self.workflow(workflow_id)
+            if until(workflow):
+                return workflow
+            if time.monotonic() > deadline:
+                raise AssertionError(f"workflow {workflow_id} did not get there in {timeout_s} s: {workflow}")
+            time.sleep(0.05)
+
+
+def wait_healthy(base_url: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base_url + "/healthz", timeout=10).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{base_url} did not become healthy in {timeout_s} s")

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from wfsched.control.admission import AdmissionState
+
+
+def test_at_most_n_users_are_active_and_others_wait_fifo() -> None:
+    admission = AdmissionState(max_active_users=3)
+    assert [admission.submit(f"w{u}", f"u{u}") for u in range(5)] == [True, True, True, False, False]
+    assert admission.positions() == {"w3": 1, "w4": 2}
+    assert admission.finish("u1") == ["w3"]
+    assert admission.positions() == {"w4": 1}
+    assert admission.active_users == {"u0", "u2", "u3"}
+
+
+def test_a_workflow_of_an_active_user_is_admitted_at_once() -> None:
+    admission = AdmissionState(max_active_users=1)
+    assert admission.submit("w1", "alice")
+    assert not admission.submit("w2", "bob")
+    assert admission.submit("w3", "alice")
+    assert admission.finish("alice") == []  # alice still has w3
+    assert admission.finish("alice") == ["w2"]
+
+
+def test_a_waiting_user_is_admitted_with_all_their_workflows_and_shares_a_place() -> None:
+    admission = AdmissionState(max_active_users=1)
+    admission.submit("w1", "alice")
+    admission.submit("w2", "bob")
+    admission.submit("w3", "carol")
+    admission.submit("w4", "bob")
+    assert admission.positions() == {"w2": 1, "w3": 2, "w4": 1}
+    assert admission.finish("alice") == ["w2", "w4"]
+    assert admission.positions() == {"w3": 1}
+
+
+def test_withdrawing_a_queued_workflow_moves_the_line() -> None:
+    admission = AdmissionState(max_active_users=1)
+    admission.submit("w1", "a")
+    admission.submit("w2", "b")
+    admission.submit("w3", "c")
+    assert admission.withdraw("w2")
+    assert not admission.withdraw("w2")
+    assert admission.positions() == {"w3": 1}

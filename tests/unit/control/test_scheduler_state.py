@@ -1,0 +1,151 @@
+"""The scheduler's logic over a real SQLite store, without Ray: dispatch, failure, cancel, recovery."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wfsched.control.scheduler_state import SchedulerState, StartJob, StopJob
+from wfsched.exceptions import ConflictError, NotFoundError
+from wfsched.models.event import EventType
+from wfsched.models.state import JobRecord, JobStatus, WorkflowStatus
+from wfsched.store.sqlite import SqliteRunStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 0.001
+        return self.now
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "runs.db"
+
+
+@pytest.fixture
+def state(db: Path) -> Iterator[SchedulerState]:
+    store = SqliteRunStore(db)
+    yield SchedulerState(store, max_active_users=2, clock=Clock())
+    store.close()
+
+
+def jobs(workflow_id: str, spec: list[tuple[str, str, list[str]]]) -> list[JobRecord]:
+    return [
+        JobRecord(workflow_id=workflow_id, job_id=j, index=i, branch=b, job_type="t", image_path="/x", depends_on=d)
+        for i, (j, b, d) in enumerate(spec)
+    ]
+
+
+def started(commands: list[object]) -> list[str]:
+    return [c.job.job_id for c in commands if isinstance(c, StartJob)]
+
+
+def finish(state: SchedulerState, wf: str, job_id: str, status: JobStatus = JobStatus.succeeded) -> list[str]:
+    outcome = state.job_finished(wf, job_id, status, 1.0, 2.0, {"ok": True}, None if status == "succeeded" else "x")
+    return started(outcome.commands)
+
+
+def test_branches_run_in_parallel_and_in_order(state: SchedulerState) -> None:
+    record, outcome = state.submit("w", "alice", "n", jobs("w", [("a", "b1", []), ("b", "b1", []), ("c", "b2", [])]))
+    assert record.status == WorkflowStatus.running
+    assert started(outcome.commands) == ["a", "c"]
+    assert finish(state, "w", "c") == []
+    assert finish(state, "w", "a") == ["b"]
+    assert finish(state, "w", "b") == []
+    record, stored = state.workflow("alice", "w")
+    assert record.status == WorkflowStatus.succeeded
+    assert all(job.status == JobStatus.succeeded for job in stored)
+
+
+def test_cross_branch_dependency_waits(state: SchedulerState) -> None:
+    _, outcome = state.submit("w", "u", "n", jobs("w", [("a", "b1", []), ("b", "b2", ["a"])]))
+    assert started(outcome.commands) == ["a"]
+    assert finish(state, "w", "a") == ["b"]
+
+
+def test_failure_skips_dependents_only(state: SchedulerState) -> None:
+    spec = [("a", "b1", []), ("b", "b1", ["a"]), ("c", "b1", []), ("d", "b2", ["b"]), ("e", "b2", [])]
+    _, outcome = state.submit("w", "u", "n", jobs("w", spec))
+    assert started(outcome.commands) == ["a", "d"] or started(outcome.commands) == ["a"]
+    # d waits on b; e waits behind d in branch order.
+    assert finish(state, "w", "a", JobStatus.failed) == ["c", "e"]
+    _, stored = state.workflow("u", "w")
+    status = {j.job_id: j.status for j in stored}
+    assert status["b"] == status["d"] == JobStatus.skipped
+    finish(state, "w", "c")
+    finish(state, "w", "e")
+    record, _ = state.workflow("u", "w")
+    assert record.status == WorkflowStatus.failed
+
+
+def test_a_repeated_report_changes_nothing(state: SchedulerState) -> None:
+    state.submit("w", "u", "n", jobs("w", [("a", "m", []), ("b", "m", [])]))
+    assert finish(state, "w", "a") == ["b"]
+    assert finish(state, "w", "a") == []
+
+
+def test_admission_limit_queue_positions_and_events(state: SchedulerState, db: Path) -> None:
+    for user in ("u1", "u2", "u3", "u4"):
+        record, _ = state.submit(f"w-{user}", user, "n", jobs(f"w-{user}", [("a", "m", [])]))
+    assert state.workflow("u3", "w-u3")[0].queue_position == 1
+    assert state.workflow("u4", "w-u4")[0].queue_position == 2
+    finish(state, "w-u1", "a")
+    assert state.workflow("u3", "w-u3")[0].status == WorkflowStatus.running
+    assert state.workflow("u4", "w-u4")[0].queue_position == 1
+    events = SqliteRunStore(db).events_after("w-u4", 0)
+    assert [(e.type, e.data.get("queue_position")) for e in events] == [
+        (EventType.workflow_queued, 2),
+        (EventType.workflow_queued, 1),
+    ]
+    assert [e.seq for e in events] == [1, 2]
+
+
+def test_cancel_running_and_queued(state: SchedulerState) -> None:
+    state.submit("w1", "u1", "n", jobs("w1", [("a", "m", []), ("b", "m", [])]))
+    state.submit("w2", "u2", "n", jobs("w2", [("a", "m", [])]))
+    state.submit("w3", "u3", "n", jobs("w3", [("a", "m", [])]))
+    record, outcome = state.cancel("u1", "w1")
+    assert outcome.commands == [StopJob("w1", "m", "a")]
+    assert record.status == WorkflowStatus.running  # until the running job stops
+    assert finish(state, "w1", "a", JobStatus.cancelled) == ["a"]  # w3 takes the freed slot
+    record, stored = state.workflow("u1", "w1")
+    assert record.status == WorkflowStatus.cancelled
+    assert [j.status for j in stored] == [JobStatus.cancelled, JobStatus.cancelled]
+    assert state.workflow("u3", "w3")[0].status == WorkflowStatus.running  # the freed slot
+    with pytest.raises(ConflictError):
+        state.cancel("u1", "w1")
+
+
+def test_another_user_gets_not_found(state: SchedulerState) -> None:
+    state.submit("w", "alice", "n", jobs("w", [("a", "m", [])]))
+    for action in (lambda: state.workflow("bob", "w"), lambda: state.cancel("bob", "w")):
+        with pytest.raises(NotFoundError):
+            action()
+    assert state.list_workflows("bob", None, None, 10) == []
+
+
+def test_recovery_resends_running_jobs_and_keeps_finished_ones(db: Path) -> None:
+    first = SchedulerState(SqliteRunStore(db), max_active_users=1, clock=Clock())
+    first.submit("w1", "u1", "n", jobs("w1", [("a", "m", []), ("b", "m", []), ("c", "m", [])]))
+    first.submit("w2", "u2", "n", jobs("w2", [("a", "m", [])]))
+    finish(first, "w1", "a")
+    second = SchedulerState(SqliteRunStore(db), max_active_users=1, clock=Clock())
+    outcome = second.recover()
+    assert started(outcome.commands) == ["b"]
+    assert second.workflow("u2", "w2")[0].queue_position == 1
+    assert finish(second, "w1", "b") == ["c"]
+    finish(second, "w1", "c")
+    assert second.workflow("u2", "w2")[0].status == WorkflowStatus.running
+
+
+def test_submit_is_idempotent_on_workflow_id(state: SchedulerState) -> None:
+    state.submit("w", "u", "n", jobs("w", [("a", "m", [])]))
+    record, outcome = state.submit("w", "u", "n", jobs("w", [("a", "m", [])]))
+    assert outcome.commands == [] and record.workflow_id == "w"
+    assert len(state.list_workflows("u", None, None, 10)) == 1

@@ -1,0 +1,70 @@
+"""The one place that maps errors to HTTP. Every error body is {"error": code, "detail": sentence}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from wfsched.exceptions import (
+    ConflictError,
+    InvalidRequestError,
+    InvalidWorkflowError,
+    NotFoundError,
+    QuotaExceededError,
+    WfschedError,
+)
+
+STATUS_BY_ERROR: dict[type[WfschedError], int] = {
+    NotFoundError: 404,
+    InvalidRequestError: 400,
+    InvalidWorkflowError: 422,
+    ConflictError: 409,
+    QuotaExceededError: 429,
+}
+
+
+def error_response(status_code: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status_code)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(WfschedError, _domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+
+
+async def _domain_error(request: Request, exc: WfschedError) -> JSONResponse:
+    status = next((code for cls, code in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 500)
+    extra = {"problems": exc.problems} if isinstance(exc, InvalidWorkflowError) else {}
+    return error_response(status, exc.code, exc.detail, **extra)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """Pydantic's errors as sentences; a bad job in a submission is named by its job_id."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    problems = [_problem(err, body) for err in exc.errors()]
+    detail = "; ".join(f"job {p['job_id']!r}: {p['reason']}" if p["job_id"] else p["reason"] for p in problems)
+    code = "invalid_workflow" if request.method == "POST" else "invalid_request"
+    return error_response(422, code, detail or "invalid request", problems=problems)
+
+
+def _problem(err: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    loc = [str(part) for part in err.get("loc", ()) if part != "body"]
+    job_id = None
+    if len(loc) >= 2 and loc[0] == "jobs" and loc[1].isdigit():
+        jobs = body.get("jobs") if isinstance(body.get("jobs"), list) else []
+        index = int(loc[1])
+        job = jobs[index] if index < len(jobs) and isinstance(jobs[index], dict) else {}
+        job_id = job.get("job_id") if isinstance(job.get("job_id"), str) else f"#{index}"
+        loc = loc[2:]
+    where = ".".join(loc)
+    return {"job_id": job_id, "reason": f"{where}: {err.get('msg')}" if where else str(err.get("msg"))}

@@ -1,0 +1,1 @@
+"""Route modules: workflows, jobs, progress, health."""

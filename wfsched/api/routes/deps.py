@@ -1,0 +1,33 @@
+"""The replica's Service and the dependencies the routes share.
+
+Serve runs a pickled copy of the FastAPI app in each replica, so the Service is held here, in a
+module both the replica's constructor and the routes import, rather than on `app.state`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from wfsched.api.service import Service
+
+_service: Service | None = None
+
+
+def install(service: Service) -> None:
+    global _service
+    _service = service
+
+
+def service() -> Service:
+    if _service is None:
+        raise RuntimeError("no Service installed: the app runs outside its Serve deployment")
+    return _service
+
+
+def max_body_bytes() -> int:
+    return service().settings.max_body_bytes
+
+
+ServiceDep = Annotated[Service, Depends(service)]

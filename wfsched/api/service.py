@@ -1,0 +1,149 @@
+"""What the routes call: validation, then the SchedulerActor. Ray errors are unwrapped here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from ray.actor import ActorHandle
+from ray.exceptions import RayTaskError
+
+from wfsched.config import Settings
+from wfsched.control import actors
+from wfsched.dag.graph import branches_of
+from wfsched.dag.validation import validate_workflow
+from wfsched.exceptions import InvalidRequestError, NotFoundError, WfschedError
+from wfsched.imaging.slide import resolve_in_data_roots
+from wfsched.jobs.registry import JobType, load_job_types
+from wfsched.models.state import (
+    JobProgress,
+    JobRecord,
+    JobStatus,
+    ProgressSnapshot,
+    WorkflowDetail,
+    WorkflowPage,
+    WorkflowRecord,
+    WorkflowStatus,
+)
+from wfsched.models.workflow import WorkflowSubmission
+
+T = TypeVar("T")
+
+
+async def call(ref: Awaitable[T]) -> T:
+    """Await an actor call; a domain error raised in the actor surfaces as itself."""
+    try:
+        return await ref
+    except RayTaskError as exc:
+        if isinstance(exc.cause, WfschedError):
+            raise exc.cause from None
+        raise
+
+
+class Service:
+    """One per Api replica: the settings, the job types and the scheduler's handle."""
+
+    def __init__(self, settings: Settings, job_types: dict[str, JobType] | None = None) -> None:
+        self.settings = settings
+        self.job_types = job_types if job_types is not None else load_job_types(settings)
+        self.scheduler: ActorHandle = actors.scheduler(settings)
+
+    async def ready(self) -> bool:
+        return await call(self.scheduler.ready.remote())
+
+    async def submit(self, user_id: str, workflow: WorkflowSubmission) -> WorkflowRecord:
+        params = validate_workflow(
+            workflow,
+            {name: t.params_model for name, t in self.job_types.items()},
+            self.settings.max_jobs_per_workflow,
+            self._check_image_path,
+        )
+        # The id is made here so that a retried call to a restarting scheduler cannot accept twice.
+        workflow_id = uuid.uuid4().hex
+        jobs = [
+            JobRecord(
+                workflow_id=workflow_id,
+                job_id=job.job_id,
+                index=index,
+                branch=job.branch,
+                job_type=job.job_type,
+                image_path=str(resolve_in_data_roots(job.image_path, self.settings.data_roots)),
+                depends_on=job.depends_on,
+                params=params[job.job_id],
+            )
+            for index, job in enumerate(workflow.jobs)
+        ]
+        return await call(self.scheduler.submit.remote(workflow_id, user_id, workflow.name, jobs))
+
+    async def list_workflows(
+        self, user_id: str, status: WorkflowStatus | None, cursor: str | None, limit: int
+    ) -> WorkflowPage:
+        before = _parse_cursor(cursor)
+        rows = await call(self.scheduler.list_workflows.remote(user_id, status, before, limit + 1))
+        page = rows[:limit]
+        next_cursor = str(page[-1][0]) if len(rows) > limit else None
+        return WorkflowPage(workflows=[record for _, record in page], next_cursor=next_cursor)
+
+    async def workflow(self, user_id: str, workflow_id: str) -> WorkflowDetail:
+        record, jobs = await call(self.scheduler.workflow.remote(user_id, workflow_id))
+        return WorkflowDetail(**record.model_dump(), branches=branches_of(jobs), jobs=jobs)
+
+    async def cancel(self, user_id: str, workflow_id: str) -> WorkflowRecord:
+        return await call(self.scheduler.cancel.remote(user_id, workflow_id))
+
+    async def jobs(self, user_id: str, workflow_id: str) -> list[JobRecord]:
+        _, jobs = await call(self.scheduler.workflow.remote(user_id, workflow_id))
+        return jobs
+
+    async def job(self, user_id: str, workflow_id: str, job_id: str) -> JobRecord:
+        for job in await self.jobs(user_id, workflow_id):
+            if job.job_id == job_id:
+                return job
+        raise NotFoundError(f"no job {job_id!r} in workflow {workflow_id!r}")
+
+    async def progress(self, user_id: str, workflow_id: str) -> ProgressSnapshot:
+        record, jobs = await call(self.scheduler.workflow.remote(user_id, workflow_id))
+        return progress_snapshot(record, jobs)
+
+    def _check_image_path(self, image_path: str) -> None:
+        resolve_in_data_roots(image_path, self.settings.data_roots)
+
+
+def progress_snapshot(record: WorkflowRecord, jobs: list[JobRecord]) -> ProgressSnapshot:
+    """Per job done/total and percent; the workflow's percent is the mean over its jobs."""
+    progress = [_job_progress(job) for job in jobs]
+    percent = sum(p.percent for p in progress) / len(progress) if progress else 0.0
+    return ProgressSnapshot(
+        workflow_id=record.workflow_id,
+        status=record.status,
+        queue_position=record.queue_position,
+        percent=round(percent, 2),
+        jobs=progress,
+    )
+
+
+def _job_progress(job: JobRecord) -> JobProgress:
+    if job.status.finished:
+        percent = 100.0
+    elif job.status == JobStatus.running and job.progress_total:
+        percent = 100.0 * job.progress_done / job.progress_total
+    else:
+        percent = 0.0
+    return JobProgress(
+        job_id=job.job_id,
+        status=job.status,
+        done=job.progress_done,
+        total=job.progress_total,
+        percent=round(percent, 2),
+    )
+
+
+def _parse_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit():
+        raise InvalidRequestError(f"cursor {cursor!r} is not one this API gave out")
+    return int(cursor)
+
+

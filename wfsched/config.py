@@ -1,0 +1,99 @@
+"""Settings: one frozen object, built once from `WFSCHED_*` variables and CLI flags, passed to actors.
+
+Actors never read the environment themselves; they get this object (it pickles).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "WFSCHED_"
+
+
+def default_home() -> Path:
+    """Where the embedded default keeps its database and results: `$WFSCHED_HOME` or XDG data."""
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "wfsched"
+
+
+def default_cache_dir() -> Path:
+    """Where fetched models and sample slides live (a user cache folder)."""
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "wfsched"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db: Path = field(default_factory=lambda: default_home() / "wfsched.db")
+    data_roots: tuple[Path, ...] = field(default_factory=lambda: (default_cache_dir() / "slides",))
+    results_dir: Path = field(default_factory=lambda: default_home() / "results")
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    max_active_users: int = 3
+    max_jobs_per_workflow: int = 1000
+    # 1 MiB holds ~4,000 jobs of the documented shape: far above max_jobs_per_workflow.
+    max_body_bytes: int = 1_048_576
+    # None starts a local Ray; "auto" or "ray://host:10001" joins a cluster.
+    address: str | None = None
+    namespace: str = "wfsched"
+    # A Ray actor is a process, so branch lanes are hosted by a small pool of actors (see README).
+    branch_actors: int = 2
+    # Extra modules whose JOB_TYPES are registered beside the built-in ones (tests, plugins).
+    job_modules: tuple[str, ...] = ()
+    # GPUs per segment_tiles task; fractional shares a GPU, 0 runs on CPU-only clusters.
+    num_gpus_per_task: float = 0.0
+    api_replicas: int = 1
+    api_num_cpus: float = 0.0
+    # How often the scheduler re-checks that every running job is still running somewhere.
+    reconcile_interval_s: float = 5.0
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given fields replaced; None values leave a field as it is."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self, **{k: _coerce(k, v) for k, v in given.items()})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        from_env = {
+            f.name: env[ENV_PREFIX + f.name.upper()]
+            for f in fields(cls)
+            if ENV_PREFIX + f.name.upper() in env
+        }
+        return cls().with_overrides(**from_env).with_overrides(**overrides)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn strings from the environment (or CLI) into the field's type."""
+    if name in ("db", "results_dir", "cache_dir"):
+        return Path(value).expanduser()
+    if name == "data_roots":
+        items = value.split(os.pathsep) if isinstance(value, str) else value
+        return tuple(Path(p).expanduser() for p in items if str(p))
+    if name == "job_modules":
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(str(m).strip() for m in items if str(m).strip())
+    if name in ("port", "max_active_users", "max_jobs_per_workflow", "max_body_bytes"):
+        return _positive_int(name, value)
+    if name in ("branch_actors", "api_replicas"):
+        return _positive_int(name, value)
+    if name in ("num_gpus_per_task", "api_num_cpus", "reconcile_interval_s"):
+        number = float(value)
+        if number < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+        return number
+    if name == "address":
+        return str(value) or None
+    return value
+
+
+def _positive_int(name: str, value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return number

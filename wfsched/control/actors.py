@@ -1,0 +1,60 @@
+"""Names of the named actors and how every process finds (or creates) them."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+
+from wfsched.config import Settings
+
+SCHEDULER_NAME = "wfsched-scheduler"
+PROGRESS_NAME = "wfsched-progress"
+BRANCH_NAME = "wfsched-branch-{index}"
+
+# Async and threaded actors here only wait on I/O and other actors; they need no CPU slot.
+CONTROL_OPTIONS: dict[str, Any] = {
+    "lifetime": "detached",
+    "get_if_exists": True,
+    "max_restarts": -1,
+    # A call to an actor that is restarting waits for it instead of failing.
+    "max_task_retries": -1,
+    "num_cpus": 0,
+}
+
+
+def _pinned_to_head() -> dict[str, Any]:
+    # The SQLite file lives on the head node, so the actors that open it run there.
+    return {"resources": {"node:__internal_head__": 0.001}}
+
+
+def scheduler(settings: Settings) -> ActorHandle:
+    from wfsched.control.scheduler import SchedulerActor
+
+    return SchedulerActor.options(  # type: ignore[attr-defined,no-any-return]
+        name=SCHEDULER_NAME, namespace=settings.namespace, **CONTROL_OPTIONS, **_pinned_to_head()
+    ).remote(settings)
+
+
+def progress(settings: Settings) -> ActorHandle:
+    from wfsched.control.progress import ProgressActor
+
+    return ProgressActor.options(  # type: ignore[attr-defined,no-any-return]
+        name=PROGRESS_NAME, namespace=settings.namespace, **CONTROL_OPTIONS, **_pinned_to_head()
+    ).remote(settings)
+
+
+def branch(settings: Settings, workflow_id: str, branch_name: str) -> ActorHandle:
+    """The actor hosting the lane of (workflow, branch): a stable choice among the pool."""
+    from wfsched.control.branch import BranchActor
+
+    index = zlib.crc32(f"{workflow_id}/{branch_name}".encode()) % settings.branch_actors
+    return BranchActor.options(  # type: ignore[attr-defined,no-any-return]
+        name=BRANCH_NAME.format(index=index), namespace=settings.namespace, **CONTROL_OPTIONS
+    ).remote(settings)
+
+
+def existing(name: str, settings: Settings) -> ActorHandle:
+    return ray.get_actor(name, namespace=settings.namespace)

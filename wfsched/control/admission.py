@@ -1,0 +1,73 @@
+"""The active-user limit: at most N users have admitted, unfinished workflows; others wait FIFO."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+
+class AdmissionState:
+    """Which users are active and which workflows wait. Plain state: no Ray, no I/O."""
+
+    def __init__(self, max_active_users: int) -> None:
+        self.max_active_users = max_active_users
+        self._admitted: Counter[str] = Counter()  # user → admitted, unfinished workflows
+        self._queue: list[tuple[str, str]] = []  # (workflow_id, user_id), submission order
+
+    @property
+    def active_users(self) -> set[str]:
+        return set(self._admitted)
+
+    def submit(self, workflow_id: str, user_id: str) -> bool:
+        """Admit at once if the user is active or a slot is free; else queue. True if admitted."""
+        if user_id in self._admitted or len(self._admitted) < self.max_active_users:
+            self._admitted[user_id] += 1
+            return True
+        self._queue.append((workflow_id, user_id))
+        return False
+
+    def restore_admitted(self, user_id: str) -> None:
+        """Count a workflow admitted before a restart (the limit may be exceeded if it was lowered)."""
+        self._admitted[user_id] += 1
+
+    def restore_queued(self, workflow_id: str, user_id: str) -> list[str]:
+        """Re-queue a workflow after a restart; admitted at once if a slot is free (ids admitted)."""
+        self._queue.append((workflow_id, user_id))
+        return self._admit_waiting()
+
+    def finish(self, user_id: str) -> list[str]:
+        """One of the user's admitted workflows ended; return the workflow ids admitted as a result."""
+        self._admitted[user_id] -= 1
+        if self._admitted[user_id] <= 0:
+            del self._admitted[user_id]
+        return self._admit_waiting()
+
+    def withdraw(self, workflow_id: str) -> bool:
+        """Drop a queued workflow (cancelled while waiting). True if it was queued."""
+        before = len(self._queue)
+        self._queue = [entry for entry in self._queue if entry[0] != workflow_id]
+        return len(self._queue) != before
+
+    def positions(self) -> dict[str, int]:
+        """Queued workflow → its place in line (1 = next), counted in waiting users, not workflows.
+
+        A user is admitted as a whole, so a user's later workflows share the place of their first.
+        """
+        places: dict[str, int] = {}
+        result = {}
+        for workflow_id, user_id in self._queue:
+            places.setdefault(user_id, len(places) + 1)
+            result[workflow_id] = places[user_id]
+        return result
+
+    def _admit_waiting(self) -> list[str]:
+        admitted = []
+        while self._queue:
+            head_user = self._queue[0][1]
+            if head_user not in self._admitted and len(self._admitted) >= self.max_active_users:
+                break
+            # The user becomes active: every workflow of theirs that waits is admitted with it.
+            mine = [wf for wf, user in self._queue if user == head_user]
+            self._queue = [entry for entry in self._queue if entry[1] != head_user]
+            self._admitted[head_user] += len(mine)
+            admitted += mine
+        return admitted

@@ -1,0 +1,147 @@
+"""Branch lanes: each (workflow, branch) runs one job at a time in a thread of its host process.
+
+`LaneHost` is plain Python: it runs runners, honours stop requests and reports through callbacks,
+so unit tests drive it without Ray. `BranchActor` (branch.py) holds one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wfsched.config import Settings
+from wfsched.control.scheduler_state import StartJob
+from wfsched.exceptions import JobCancelledError, WfschedError
+from wfsched.jobs.registry import JobContext, JobType, UpstreamJob
+from wfsched.models.state import JobStatus
+
+log = logging.getLogger(__name__)
+
+# Finished reports are remembered so a re-sent start (after a scheduler restart) re-reports
+# instead of re-running; bounded so a long-lived host does not grow without end.
+REMEMBERED_REPORTS = 20_000
+
+
+@dataclass(frozen=True)
+class JobReport:
+    workflow_id: str
+    job_id: str
+    status: JobStatus
+    started_at: float
+    finished_at: float
+    result: dict[str, Any] | None
+    error: str | None
+
+
+FinishedCallback = Callable[[JobReport], None]
+ProgressCallback = Callable[[str, str, int, int], None]
+
+
+def job_output_dir(settings: Settings, user_id: str, workflow_id: str, job_id: str) -> Path:
+    """Where a job's artifacts live: per user, per workflow, per job."""
+    return settings.results_dir / user_id / workflow_id / job_id
+
+
+class LaneHost:
+    """Runs the jobs the scheduler starts; a job's key is (workflow_id, job_id)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        job_types: Mapping[str, JobType],
+        on_finished: FinishedCallback,
+        on_progress: ProgressCallback,
+    ) -> None:
+        self.settings = settings
+        self.job_types = job_types
+        self.on_finished = on_finished
+        self.on_progress = on_progress
+        self._lock = threading.Lock()
+        self._running: dict[tuple[str, str], threading.Event] = {}
+        self._reports: OrderedDict[tuple[str, str], JobReport] = OrderedDict()
+
+    def start(self, command: StartJob) -> None:
+        """Start a job in its own thread; a job already running or finished here is not run again."""
+        key = (command.job.workflow_id, command.job.job_id)
+        with self._lock:
+            if key in self._running:
+                return
+            report = self._reports.get(key)
+            if report is None:
+                cancel = threading.Event()
+                self._running[key] = cancel
+        if report is not None:
+            self.on_finished(report)
+            return
+        threading.Thread(target=self._run, args=(command, cancel), name=f"job-{key[1]}", daemon=True).start()
+
+    def stop(self, workflow_id: str, job_id: str) -> bool:
+        """Tell a running job to stop; True if it was running here."""
+        with self._lock:
+            cancel = self._running.get((workflow_id, job_id))
+        if cancel is not None:
+            cancel.set()
+        return cancel is not None
+
+    def known(self) -> list[tuple[str, str]]:
+        """Keys of jobs running here or finished and remembered."""
+        with self._lock:
+            return [*self._running, *self._reports]
+
+    def _run(self, command: StartJob, cancel: threading.Event) -> None:
+        job = command.job
+        started_at = time.time()
+        status, result, error = JobStatus.succeeded, None, None
+        try:
+            result = self._execute(command, cancel)
+        except JobCancelledError:
+            status, error = JobStatus.cancelled, "cancelled while running"
+        except Exception as exc:  # a runner may raise anything; the job fails, the host lives on
+            status = JobStatus.cancelled if cancel.is_set() else JobStatus.failed
+            error = exc.detail if isinstance(exc, WfschedError) else f"{type(exc).__name__}: {exc}"
+            if status == JobStatus.failed and not isinstance(exc, WfschedError):
+                log.warning("job %s/%s failed:\n%s", job.workflow_id, job.job_id, traceback.format_exc())
+        report = JobReport(job.workflow_id, job.job_id, status, started_at, time.time(), result, error)
+        with self._lock:
+            self._running.pop((job.workflow_id, job.job_id), None)
+            self._reports[(job.workflow_id, job.job_id)] = report
+            while len(self._reports) > REMEMBERED_REPORTS:
+                self._reports.popitem(last=False)
+        self.on_finished(report)
+
+    def _execute(self, command: StartJob, cancel: threading.Event) -> dict[str, Any]:
+        job = command.job
+        job_type = self.job_types.get(job.job_type)
+        if job_type is None:
+            raise WfschedError(f"job type {job.job_type!r} is not registered on this worker")
+        context = JobContext(
+            workflow_id=job.workflow_id,
+            job_id=job.job_id,
+            user_id=command.user_id,
+            image_path=Path(job.image_path),
+            params=job_type.params_model.model_validate(job.params),
+            settings=self.settings,
+            output_dir=job_output_dir(self.settings, command.user_id, job.workflow_id, job.job_id),
+            upstream={u.job_id: self._upstream(command.user_id, u) for u in command.upstream},
+            cancel_event=cancel,
+            on_progress=lambda done, total: self.on_progress(job.workflow_id, job.job_id, done, total),
+        )
+        context.check_cancelled()
+        context.output_dir.mkdir(parents=True, exist_ok=True)
+        return job_type.run(context) or {}
+
+    def _upstream(self, user_id: str, job: Any) -> UpstreamJob:
+        return UpstreamJob(
+            job_id=job.job_id,
+            job_type=job.job_type,
+            image_path=job.image_path,
+            result=job.result or {},
+            output_dir=job_output_dir(self.settings, user_id, job.workflow_id, job.job_id),
+        )

@@ -1,0 +1,119 @@
+"""SchedulerActor: one, named, detached, restartable; a thin shell over SchedulerState."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+
+from wfsched.config import Settings
+from wfsched.control import actors
+from wfsched.control.scheduler_state import Outcome, SchedulerState, StartJob, StopJob
+from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
+from wfsched.store.sqlite import SqliteRunStore
+
+log = logging.getLogger(__name__)
+
+
+@ray.remote
+class SchedulerActor:
+    """Holds the scheduler state; every method is quick and never awaits in the middle of a change.
+
+    It is an async actor so that one event loop serialises all changes without locks.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = SchedulerState(SqliteRunStore(settings.db), settings.max_active_users)
+        self.progress = actors.progress(settings)
+        self._branches: dict[tuple[str, str], ActorHandle] = {}
+        self._reconciler: asyncio.Task[None] | None = None
+        self._apply(self.state.recover())
+
+    async def ready(self) -> bool:
+        self._ensure_reconciler()
+        return True
+
+    async def submit(self, workflow_id: str, user_id: str, name: str, jobs: list[JobRecord]) -> WorkflowRecord:
+        self._ensure_reconciler()
+        record, outcome = self.state.submit(workflow_id, user_id, name, jobs)
+        self._apply(outcome)
+        return record
+
+    async def cancel(self, user_id: str, workflow_id: str) -> WorkflowRecord:
+        record, outcome = self.state.cancel(user_id, workflow_id)
+        self._apply(outcome)
+        return record
+
+    async def job_finished(
+        self,
+        workflow_id: str,
+        job_id: str,
+        status: JobStatus,
+        started_at: float,
+        finished_at: float,
+        result: dict[str, Any] | None,
+        error: str | None,
+    ) -> None:
+        outcome = self.state.job_finished(workflow_id, job_id, status, started_at, finished_at, result, error)
+        self._apply(outcome)
+
+    async def job_progress(self, workflow_id: str, job_id: str, done: int, total: int) -> None:
+        self._apply(self.state.job_progress(workflow_id, job_id, done, total))
+
+    async def workflow(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, list[JobRecord]]:
+        return self.state.workflow(user_id, workflow_id)
+
+    async def list_workflows(
+        self, user_id: str, status: WorkflowStatus | None, before: int | None, limit: int
+    ) -> list[tuple[int, WorkflowRecord]]:
+        return self.state.list_workflows(user_id, status, before, limit)
+
+    async def active_users(self) -> int:
+        return len(self.state.admission.active_users)
+
+    def _apply(self, outcome: Outcome) -> None:
+        """Carry out commands and publish events; fire-and-forget, so the loop never waits."""
+        for command in outcome.commands:
+            if isinstance(command, StartJob):
+                self._branch(command.job.workflow_id, command.job.branch).start_job.remote(command)
+            elif isinstance(command, StopJob):
+                self._branch(command.workflow_id, command.branch).stop_job.remote(
+                    command.workflow_id, command.job_id
+                )
+        if outcome.events:
+            self.progress.publish.remote(outcome.events)
+
+    def _branch(self, workflow_id: str, branch: str) -> ActorHandle:
+        key = (workflow_id, branch)
+        if key not in self._branches:
+            self._branches[key] = actors.branch(self.settings, workflow_id, branch)
+        return self._branches[key]
+
+    def _ensure_reconciler(self) -> None:
+        if self._reconciler is None:
+            self._reconciler = asyncio.get_running_loop().create_task(self._reconcile_forever())
+
+    async def _reconcile_forever(self) -> None:
+        """Re-send running jobs that no lane knows (a branch host restarted); survives any error."""
+        while True:
+            await asyncio.sleep(self.settings.reconcile_interval_s)
+            try:
+                await self._reconcile_once()
+            except Exception:
+                log.exception("reconcile failed; trying again in %.1f s", self.settings.reconcile_interval_s)
+
+    async def _reconcile_once(self) -> None:
+        running = [(run, job) for run in self.state.runs.values() for job in run.running()]
+        hosts = {id(h): h for h in (self._branch(job.workflow_id, job.branch) for _, job in running)}
+        known: set[tuple[str, str]] = set()
+        for host in hosts.values():
+            known.update(tuple(k) for k in await host.known_jobs.remote())
+        for run, job in running:
+            # Re-check: the loop may have moved on while we awaited the hosts.
+            if job.status == JobStatus.running and (job.workflow_id, job.job_id) not in known:
+                log.warning("job %s/%s is known to no lane; starting it again", job.workflow_id, job.job_id)
+                self._apply(Outcome(commands=[self.state.start_command(run, job)]))

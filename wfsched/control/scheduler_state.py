@@ -1,0 +1,255 @@
+"""The scheduler's logic: admission, dispatch, completion, cancel, recovery. No Ray here.
+
+Every public mutation commits its changes (records and events) to the store in one transaction
+before it returns, then hands the caller the commands to carry out and the events to publish.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wfsched.control.admission import AdmissionState
+from wfsched.control.run import WorkflowRun
+from wfsched.exceptions import ConflictError, NotFoundError
+from wfsched.models.event import Event, EventType
+from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
+from wfsched.store.base import RunStore
+
+
+@dataclass(frozen=True)
+class StartJob:
+    """Run `job` on its branch lane; `upstream` are the finished jobs it depends on."""
+
+    user_id: str
+    job: JobRecord
+    upstream: list[JobRecord]
+
+
+@dataclass(frozen=True)
+class StopJob:
+    workflow_id: str
+    branch: str
+    job_id: str
+
+
+Command = StartJob | StopJob
+
+
+@dataclass
+class Outcome:
+    """What a mutation asks of the actor shell: commands to send, events to publish."""
+
+    commands: list[Command] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass
+class _Changes:
+    workflows: dict[str, WorkflowRecord] = field(default_factory=dict)
+    jobs: dict[tuple[str, str], JobRecord] = field(default_factory=dict)
+    events: list[tuple[str, Event]] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+
+
+class SchedulerState:
+    """The only writer of workflow and job state."""
+
+    def __init__(self, store: RunStore, max_active_users: int, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self.admission = AdmissionState(max_active_users)
+        self.runs: dict[str, WorkflowRun] = {}
+        self._seq: dict[str, int] = {}
+        self._positions: dict[str, int] = {}
+
+    # ---- recovery ---------------------------------------------------------------------------
+
+    def recover(self) -> Outcome:
+        """Load every unfinished workflow; re-send its running jobs and start what may start."""
+        changes = _Changes()
+        loaded = self.store.load_unfinished()
+        for record, jobs in loaded:
+            run = WorkflowRun(record, jobs)
+            self.runs[record.workflow_id] = run
+            self._seq[record.workflow_id] = self.store.last_event_seq(record.workflow_id)
+            if record.status == WorkflowStatus.running:
+                self.admission.restore_admitted(record.user_id)
+        for record, _ in loaded:
+            if record.status == WorkflowStatus.queued:
+                for workflow_id in self.admission.restore_queued(record.workflow_id, record.user_id):
+                    self._admit(self.runs[workflow_id], changes)
+        for run in list(self.runs.values()):
+            for job in run.running():
+                changes.commands.append(self.start_command(run, job))
+            self._advance(run, changes)
+        # Places in line were announced before the restart; only later changes are news.
+        self._positions = self.admission.positions()
+        return self._commit(changes)
+
+    # ---- mutations --------------------------------------------------------------------------
+
+    def submit(self, workflow_id: str, user_id: str, name: str, jobs: list[JobRecord]) -> tuple[WorkflowRecord, Outcome]:
+        """Accept a validated workflow; idempotent on workflow_id (a retried call returns the same)."""
+        existing = self.store.get_workflow(workflow_id)
+        if existing is not None:
+            return self._with_position(existing), Outcome()
+        record = WorkflowRecord(workflow_id=workflow_id, user_id=user_id, name=name, created_at=self.clock())
+        run = WorkflowRun(record, jobs)
+        self.runs[workflow_id] = run
+        self._seq[workflow_id] = 0
+        changes = _Changes()
+        changes.workflows[workflow_id] = record
+        changes.jobs.update({(workflow_id, j.job_id): j for j in jobs})
+        if self.admission.submit(workflow_id, user_id):
+            self._admit(run, changes)
+        self._refresh_positions(changes)
+        outcome = self._commit(changes)
+        return self._with_position(record), outcome
+
+    def job_finished(
+        self,
+        workflow_id: str,
+        job_id: str,
+        status: JobStatus,
+        started_at: float,
+        finished_at: float,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> Outcome:
+        """A lane reports a job's end; a repeated report of a finished job changes nothing."""
+        run = self.runs.get(workflow_id)
+        job = run.jobs.get(job_id) if run else None
+        if run is None or job is None or job.status.finished:
+            return Outcome()
+        job.status, job.started_at, job.finished_at = status, started_at, finished_at
+        job.result, job.error = result, error
+        if status == JobStatus.succeeded and job.progress_total:
+            job.progress_done = job.progress_total
+        changes = _Changes()
+        self._job_changed(run, job, changes)
+        self._advance(run, changes)
+        return self._commit(changes)
+
+    def job_progress(self, workflow_id: str, job_id: str, done: int, total: int) -> Outcome:
+        run = self.runs.get(workflow_id)
+        job = run.jobs.get(job_id) if run else None
+        if run is None or job is None or job.status != JobStatus.running:
+            return Outcome()
+        job.progress_done, job.progress_total = done, total
+        changes = _Changes()
+        changes.jobs[(workflow_id, job_id)] = job
+        self._event(run, EventType.job_progress, {"job_id": job_id, "done": done, "total": total}, changes)
+        return self._commit(changes)
+
+    def cancel(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, Outcome]:
+        """Cancel: pending jobs never start, running ones are told to stop."""
+        record = self._owned(user_id, workflow_id)
+        run = self.runs.get(workflow_id)
+        if run is None:
+            raise ConflictError(f"workflow {workflow_id} already {record.status.value}")
+        changes = _Changes()
+        if run.record.status == WorkflowStatus.queued:
+            self.admission.withdraw(workflow_id)
+            self._refresh_positions(changes)
+        for job in run.cancel_pending():
+            self._job_changed(run, job, changes)
+        for job in run.running():
+            changes.commands.append(StopJob(workflow_id, job.branch, job.job_id))
+        self._advance(run, changes)
+        outcome = self._commit(changes)
+        return self._with_position(run.record), outcome
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    def workflow(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, list[JobRecord]]:
+        record = self._owned(user_id, workflow_id)
+        return self._with_position(record), self.store.get_jobs(workflow_id)
+
+    def list_workflows(
+        self, user_id: str, status: WorkflowStatus | None, before: int | None, limit: int
+    ) -> list[tuple[int, WorkflowRecord]]:
+        rows = self.store.list_workflows(user_id, status, before, limit)
+        return [(seq, self._with_position(record)) for seq, record in rows]
+
+    def is_active(self, user_id: str) -> bool:
+        return user_id in self.admission.active_users
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _owned(self, user_id: str, workflow_id: str) -> WorkflowRecord:
+        """The workflow if the user owns it; anyone else gets exactly what a missing one gives."""
+        run = self.runs.get(workflow_id)
+        record = run.record if run else self.store.get_workflow(workflow_id)
+        if record is None or record.user_id != user_id:
+            raise NotFoundError(f"no workflow {workflow_id!r}")
+        return record
+
+    def _with_position(self, record: WorkflowRecord) -> WorkflowRecord:
+        position = self._positions.get(record.workflow_id)
+        return record.model_copy(update={"queue_position": position})
+
+    def _admit(self, run: WorkflowRun, changes: _Changes) -> None:
+        run.record.status = WorkflowStatus.running
+        run.record.admitted_at = self.clock()
+        changes.workflows[run.workflow_id] = run.record
+        self._event(run, EventType.workflow_admitted, {"status": WorkflowStatus.running.value}, changes)
+        self._advance(run, changes)
+
+    def _advance(self, run: WorkflowRun, changes: _Changes) -> None:
+        """Skip what can no longer run, start what may start, finish the workflow when it is done."""
+        for job in run.skip_blocked():
+            self._job_changed(run, job, changes)
+        for job in run.startable():
+            job.status = JobStatus.running
+            job.started_at = self.clock()
+            job.attempt += 1
+            self._job_changed(run, job, changes)
+            changes.commands.append(self.start_command(run, job))
+        final = run.outcome()
+        if final is not None and run.workflow_id in self.runs:
+            self._finish(run, final, changes)
+
+    def _finish(self, run: WorkflowRun, final: WorkflowStatus, changes: _Changes) -> None:
+        was_admitted = run.record.status == WorkflowStatus.running
+        run.record.status = final
+        run.record.finished_at = self.clock()
+        changes.workflows[run.workflow_id] = run.record
+        data = {"status": final.value, "summary": run.summary()}
+        self._event(run, EventType.workflow_finished, data, changes)
+        del self.runs[run.workflow_id]
+        self._seq.pop(run.workflow_id, None)
+        if was_admitted:
+            for workflow_id in self.admission.finish(run.user_id):
+                self._admit(self.runs[workflow_id], changes)
+            self._refresh_positions(changes)
+
+    def _refresh_positions(self, changes: _Changes) -> None:
+        """Send a queued event to every waiting workflow whose place in line changed."""
+        positions = self.admission.positions()
+        for workflow_id, position in positions.items():
+            if self._positions.get(workflow_id) != position:
+                self._event(self.runs[workflow_id], EventType.workflow_queued, {"queue_position": position}, changes)
+        self._positions = positions
+
+    def _job_changed(self, run: WorkflowRun, job: JobRecord, changes: _Changes) -> None:
+        changes.jobs[(run.workflow_id, job.job_id)] = job
+        data: dict[str, Any] = {"job_id": job.job_id, "branch": job.branch, "status": job.status.value}
+        if job.error:
+            data["error"] = job.error
+        self._event(run, EventType.job_state, data, changes)
+
+    def _event(self, run: WorkflowRun, kind: EventType, data: dict[str, Any], changes: _Changes) -> None:
+        self._seq[run.workflow_id] = self._seq.get(run.workflow_id, 0) + 1
+        event = Event(workflow_id=run.workflow_id, seq=self._seq[run.workflow_id], type=kind, ts=self.clock(), data=data)
+        changes.events.append((run.user_id, event))
+
+    def start_command(self, run: WorkflowRun, job: JobRecord) -> StartJob:
+        upstream = [run.jobs[dep] for dep in job.depends_on]
+        return StartJob(user_id=run.user_id, job=job.model_copy(), upstream=[u.model_copy() for u in upstream])
+
+    def _commit(self, changes: _Changes) -> Outcome:
+        self.store.save(changes.workflows.values(), changes.jobs.values(), changes.events)
+        return Outcome(commands=changes.commands, events=[event for _, event in changes.events])

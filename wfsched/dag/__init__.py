@@ -1,0 +1,1 @@
+"""Validation and planning of workflow DAGs: pure functions."""

@@ -1,0 +1,76 @@
+"""The one exception tree of wfsched.
+
+    WfschedError
+    ├── NotFoundError          a workflow, job or artifact the caller may not see or that does not exist
+    ├── InvalidWorkflowError   a submission that cannot run (bad job, cycle, deadlock, bad params)
+    ├── InvalidRequestError    a request that is malformed outside the workflow body (user id, cursor)
+    ├── ConflictError          an action that the current state forbids
+    ├── QuotaExceededError     a request over a configured limit
+    └── JobError               a job that failed while it ran
+        ├── SlideReadError     a slide that cannot be opened or read
+        ├── ModelNotFoundError a segmentation model that is not on this machine
+        └── JobCancelledError  a job that stopped because it was cancelled
+
+Domain code raises these; `wfsched.api.errors` alone maps them to HTTP. Every class pickles with
+its arguments, because they cross Ray process boundaries.
+"""
+
+from __future__ import annotations
+
+
+class WfschedError(Exception):
+    """Base of every error wfsched raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.detail,))
+
+
+class NotFoundError(WfschedError):
+    code = "not_found"
+
+
+class InvalidRequestError(WfschedError):
+    code = "invalid_request"
+
+
+class InvalidWorkflowError(WfschedError):
+    """A submission that cannot run; `problems` names each bad job and why."""
+
+    code = "invalid_workflow"
+
+    def __init__(self, detail: str, problems: list[dict[str, str | None]] | None = None) -> None:
+        super().__init__(detail)
+        self.problems = problems or []
+
+    def __reduce__(self) -> tuple[type, tuple[str, list[dict[str, str | None]]]]:  # type: ignore[override]
+        return (type(self), (self.detail, self.problems))
+
+
+class ConflictError(WfschedError):
+    code = "conflict"
+
+
+class QuotaExceededError(WfschedError):
+    code = "quota_exceeded"
+
+
+class JobError(WfschedError):
+    code = "job_failed"
+
+
+class SlideReadError(JobError):
+    code = "slide_read_error"
+
+
+class ModelNotFoundError(JobError):
+    code = "model_not_found"
+
+
+class JobCancelledError(JobError):
+    code = "cancelled"

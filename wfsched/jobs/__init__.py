@@ -1,0 +1,1 @@
+"""Job types: a name, a pydantic params model and a runner."""

@@ -1,0 +1,1 @@
+"""Pydantic models of requests, responses, state and events. No I/O here."""

@@ -1,0 +1,104 @@
+"""Workflow and job state as the store keeps it and the API returns it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class WorkflowStatus(StrEnum):
+    queued = "queued"
+    """Accepted; waits for one of the active-user slots."""
+    running = "running"
+    """Admitted: its jobs run as their branches and dependencies allow."""
+    succeeded = "succeeded"
+    """Every job succeeded."""
+    failed = "failed"
+    """Some job failed (its dependents were skipped)."""
+    cancelled = "cancelled"
+    """Cancelled by its owner."""
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED_WORKFLOW
+
+
+class JobStatus(StrEnum):
+    pending = "pending"
+    """Not started: waits for its branch turn and its dependencies."""
+    running = "running"
+    """Its runner is at work."""
+    succeeded = "succeeded"
+    """Ran to the end; `result` holds its summary."""
+    failed = "failed"
+    """Its runner raised; `error` says why."""
+    skipped = "skipped"
+    """Never ran because something it depends on did not succeed."""
+    cancelled = "cancelled"
+    """Never ran, or stopped, because the workflow was cancelled."""
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED_JOB
+
+
+FINISHED_WORKFLOW = frozenset({WorkflowStatus.succeeded, WorkflowStatus.failed, WorkflowStatus.cancelled})
+FINISHED_JOB = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.skipped, JobStatus.cancelled})
+
+
+class JobRecord(BaseModel):
+    workflow_id: str
+    job_id: str
+    index: int = Field(description="Position in the submitted list.")
+    branch: str
+    job_type: str
+    image_path: str
+    depends_on: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    status: JobStatus = JobStatus.pending
+    started_at: float | None = None
+    finished_at: float | None = None
+    progress_done: int = 0
+    progress_total: int = 0
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    attempt: int = 0
+
+
+class WorkflowRecord(BaseModel):
+    workflow_id: str
+    user_id: str
+    name: str
+    status: WorkflowStatus = WorkflowStatus.queued
+    created_at: float
+    admitted_at: float | None = None
+    finished_at: float | None = None
+    queue_position: int | None = None
+
+
+class WorkflowDetail(WorkflowRecord):
+    branches: dict[str, list[str]] = Field(description="Branch name to its job ids, in run order.")
+    jobs: list[JobRecord]
+
+
+class WorkflowPage(BaseModel):
+    workflows: list[WorkflowRecord]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last.")
+
+
+class JobProgress(BaseModel):
+    job_id: str
+    status: JobStatus
+    done: int
+    total: int
+    percent: float
+
+
+class ProgressSnapshot(BaseModel):
+    workflow_id: str
+    status: WorkflowStatus
+    queue_position: int | None
+    percent: float
+    jobs: list[JobProgress]

@@ -1,0 +1,1 @@
+"""Where workflows, jobs and events persist: the RunStore protocol and its SQLite implementation."""

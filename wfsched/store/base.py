@@ -1,0 +1,42 @@
+"""The RunStore protocol: what the scheduler and the progress fan-out need from persistence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from wfsched.models.event import Event
+from wfsched.models.state import JobRecord, WorkflowRecord, WorkflowStatus
+
+
+class RunStore(Protocol):
+    """Persistence of runs. Each `save` is one transaction: all of it lands, or none."""
+
+    def save(
+        self,
+        workflows: Iterable[WorkflowRecord] = (),
+        jobs: Iterable[JobRecord] = (),
+        events: Iterable[tuple[str, Event]] = (),
+    ) -> None:
+        """Insert or update workflows and jobs, append events (each with its owner's user id)."""
+        ...
+
+    def load_unfinished(self) -> list[tuple[WorkflowRecord, list[JobRecord]]]:
+        """Every queued or running workflow with its jobs, in submission order."""
+        ...
+
+    def last_event_seq(self, workflow_id: str) -> int: ...
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None: ...
+
+    def get_jobs(self, workflow_id: str) -> list[JobRecord]: ...
+
+    def list_workflows(
+        self, user_id: str, status: WorkflowStatus | None, before: int | None, limit: int
+    ) -> list[tuple[int, WorkflowRecord]]:
+        """The user's workflows, newest first, each with its submission number (the cursor)."""
+        ...
+
+    def events_after(self, workflow_id: str, after_seq: int, limit: int = 1000) -> list[Event]: ...
+
+    def close(self) -> None: ...

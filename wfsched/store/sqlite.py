@@ -1,0 +1,226 @@
+"""SQLite implementation of RunStore: one file, WAL, one writer (the scheduler), many readers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from wfsched.models.event import Event
+from wfsched.models.state import JobRecord, WorkflowRecord, WorkflowStatus
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflows (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    workflow_id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    admitted_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS workflows_by_user ON workflows (user_id, seq);
+CREATE INDEX IF NOT EXISTS workflows_by_status ON workflows (status);
+CREATE TABLE IF NOT EXISTS jobs (
+    workflow_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    branch TEXT NOT NULL,
+    job_type TEXT NOT NULL,
+    image_path TEXT NOT NULL,
+    depends_on TEXT NOT NULL,
+    params TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    progress_done INTEGER NOT NULL,
+    progress_total INTEGER NOT NULL,
+    result TEXT,
+    error TEXT,
+    attempt INTEGER NOT NULL,
+    PRIMARY KEY (workflow_id, job_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    workflow_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    ts REAL NOT NULL,
+    data TEXT NOT NULL,
+    UNIQUE (workflow_id, seq)
+);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, id);
+"""
+
+UPSERT_WORKFLOW = """
+INSERT INTO workflows (workflow_id, user_id, name, status, created_at, admitted_at, finished_at)
+VALUES (:workflow_id, :user_id, :name, :status, :created_at, :admitted_at, :finished_at)
+ON CONFLICT (workflow_id) DO UPDATE SET
+    status = excluded.status, admitted_at = excluded.admitted_at, finished_at = excluded.finished_at
+"""
+
+UPSERT_JOB = """
+INSERT INTO jobs (workflow_id, job_id, idx, branch, job_type, image_path, depends_on, params, status,
+                  started_at, finished_at, progress_done, progress_total, result, error, attempt)
+VALUES (:workflow_id, :job_id, :index, :branch, :job_type, :image_path, :depends_on, :params, :status,
+        :started_at, :finished_at, :progress_done, :progress_total, :result, :error, :attempt)
+ON CONFLICT (workflow_id, job_id) DO UPDATE SET
+    status = excluded.status, started_at = excluded.started_at, finished_at = excluded.finished_at,
+    progress_done = excluded.progress_done, progress_total = excluded.progress_total,
+    result = excluded.result, error = excluded.error, attempt = excluded.attempt
+"""
+
+WORKFLOW_COLUMNS = "seq, workflow_id, user_id, name, status, created_at, admitted_at, finished_at"
+
+
+class SqliteRunStore:
+    """A RunStore in one SQLite file. Open one per process; only the scheduler writes."""
+
+    def __init__(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        # A reader must not fail while the scheduler commits.
+        self._db.execute("PRAGMA busy_timeout = 10000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        # WAL with NORMAL survives a process crash (not a power cut) at a fraction of FULL's cost.
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def save(
+        self,
+        workflows: Iterable[WorkflowRecord] = (),
+        jobs: Iterable[JobRecord] = (),
+        events: Iterable[tuple[str, Event]] = (),
+    ) -> None:
+        workflow_rows = [_workflow_row(w) for w in workflows]
+        job_rows = [_job_row(j) for j in jobs]
+        event_rows = [_event_row(user_id, e) for user_id, e in events]
+        with self._transaction():
+            self._db.executemany(UPSERT_WORKFLOW, workflow_rows)
+            self._db.executemany(UPSERT_JOB, job_rows)
+            self._db.executemany(
+                "INSERT INTO events (workflow_id, user_id, seq, type, ts, data) VALUES (?, ?, ?, ?, ?, ?)",
+                event_rows,
+            )
+
+    def load_unfinished(self) -> list[tuple[WorkflowRecord, list[JobRecord]]]:
+        rows = self._db.execute(
+            f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE status IN (?, ?) ORDER BY seq",
+            (WorkflowStatus.queued.value, WorkflowStatus.running.value),
+        ).fetchall()
+        return [(_workflow(row), self.get_jobs(row["workflow_id"])) for row in rows]
+
+    def last_event_seq(self, workflow_id: str) -> int:
+        row = self._db.execute("SELECT MAX(seq) FROM events WHERE workflow_id = ?", (workflow_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        row = self._db.execute(
+            f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workflow_id = ?", (workflow_id,)
+        ).fetchone()
+        return _workflow(row) if row else None
+
+    def get_jobs(self, workflow_id: str) -> list[JobRecord]:
+        rows = self._db.execute("SELECT * FROM jobs WHERE workflow_id = ? ORDER BY idx", (workflow_id,))
+        return [_job(row) for row in rows]
+
+    def list_workflows(
+        self, user_id: str, status: WorkflowStatus | None, before: int | None, limit: int
+    ) -> list[tuple[int, WorkflowRecord]]:
+        query = f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE user_id = ?"
+        args: list[Any] = [user_id]
+        if status is not None:
+            query += " AND status = ?"
+            args.append(status.value)
+        if before is not None:
+            query += " AND seq < ?"
+            args.append(before)
+        query += " ORDER BY seq DESC LIMIT ?"
+        args.append(limit)
+        return [(int(row["seq"]), _workflow(row)) for row in self._db.execute(query, args)]
+
+    def events_after(self, workflow_id: str, after_seq: int, limit: int = 1000) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT workflow_id, seq, type, ts, data FROM events WHERE workflow_id = ? AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (workflow_id, after_seq, limit),
+        )
+        return [_event(row) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _workflow_row(w: WorkflowRecord) -> dict[str, Any]:
+    return w.model_dump(mode="json", exclude={"queue_position"})
+
+
+def _job_row(j: JobRecord) -> dict[str, Any]:
+    row = j.model_dump(mode="json")
+    row["depends_on"] = json.dumps(j.depends_on)
+    row["params"] = json.dumps(j.params)
+    row["result"] = None if j.result is None else json.dumps(j.result)
+    return row
+
+
+def _event_row(user_id: str, e: Event) -> tuple[Any, ...]:
+    return (e.workflow_id, user_id, e.seq, e.type.value, e.ts, json.dumps(e.data))
+
+
+def _workflow(row: sqlite3.Row) -> WorkflowRecord:
+    return WorkflowRecord(
+        workflow_id=row["workflow_id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        status=WorkflowStatus(row["status"]),
+        created_at=row["created_at"],
+        admitted_at=row["admitted_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _job(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        workflow_id=row["workflow_id"],
+        job_id=row["job_id"],
+        index=row["idx"],
+        branch=row["branch"],
+        job_type=row["job_type"],
+        image_path=row["image_path"],
+        depends_on=json.loads(row["depends_on"]),
+        params=json.loads(row["params"]),
+        status=row["status"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        progress_done=row["progress_done"],
+        progress_total=row["progress_total"],
+        result=None if row["result"] is None else json.loads(row["result"]),
+        error=row["error"],
+        attempt=row["attempt"],
+    )
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(
+        workflow_id=row["workflow_id"], seq=row["seq"], type=row["type"], ts=row["ts"], data=json.loads(row["data"])
+    )
