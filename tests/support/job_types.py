@@ -2,6 +2,8 @@
 
 - `sleep`: waits `duration_s` in `steps` steps, reporting progress; fails on demand.
 - `wait_signal`: runs until the file `signal_path` exists (a test creates it) or it is cancelled.
+
+Both append a line to `record_path`, when given, each time they start: a test counts the runs.
 """
 
 from __future__ import annotations
@@ -23,17 +25,26 @@ class SleepParams(BaseModel):
     duration_s: float = Field(default=0.0, ge=0, le=600)
     steps: int = Field(default=1, ge=1, le=10_000)
     fail: bool = False
+    record_path: str | None = None
 
 
 class WaitSignalParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     signal_path: str
     timeout_s: float = Field(default=300.0, gt=0)
+    record_path: str | None = None
+
+
+def record_start(ctx: JobContext, record_path: str | None) -> None:
+    if record_path:
+        with open(record_path, "a") as record:
+            record.write(f"{ctx.workflow_id} {ctx.job_id}\n")
 
 
 def run_sleep(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     assert isinstance(params, SleepParams)
+    record_start(ctx, params.record_path)
     for step in range(params.steps):
         deadline = time.monotonic() + params.duration_s / params.steps
         while time.monotonic() < deadline:
@@ -48,6 +59,7 @@ def run_sleep(ctx: JobContext) -> dict[str, Any]:
 def run_wait_signal(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     assert isinstance(params, WaitSignalParams)
+    record_start(ctx, params.record_path)
     deadline = time.monotonic() + params.timeout_s
     signal = Path(params.signal_path)
     while not signal.exists():
