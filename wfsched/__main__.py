@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
 
     fetch = commands.add_parser("fetch", help="fetch the InstanSeg models and the sample slide into the cache")
     fetch.set_defaults(run=_fetch)
+
+    demo = commands.add_parser("demo", help="fetch, start the embedded service, segment the sample slide, stop")
+    demo.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    demo.set_defaults(run=_demo)
     return parser
 
 
@@ -58,8 +62,16 @@ def _fetch(args: argparse.Namespace) -> int:
     from wfsched.assets import fetch_assets
 
     assets = fetch_assets(Settings.from_env().cache_dir)
-    print(assets)
+    for name, path in assets.models.items():
+        print(f"model {name}: {path}")
+    print(f"sample slide: {assets.sample_slide}")
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from wfsched.demo import run_demo
+
+    return run_demo(Settings.from_env(port=args.port))
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ class Api:
         return response.json()  # type: ignore[no-any-return]
 
     def wait(self, workflow_id: str, until: Callable[[dict[str, Any]], bool] | None = None,
-             timeout_s: float = 120) -> dict[str, Any]:
+             timeout_s: float = 120, poll_s: float = 0.05) -> dict[str, Any]:
         """Poll until `until(workflow)` (default: finished); fail the test at the timeout."""
         until = until or (lambda wf: wf["status"] in ("succeeded", "failed", "cancelled"))
         deadline = time.monotonic() + timeout_s
@@ -79,7 +79,7 @@ class Api:
                 return workflow
             if time.monotonic() > deadline:
                 raise AssertionError(f"workflow {workflow_id} did not get there in {timeout_s} s: {workflow}")
-            time.sleep(0.05)
+            time.sleep(poll_s)
 
 
 def wait_healthy(base_url: str, timeout_s: float = 120) -> None:

@@ -46,11 +46,15 @@ def progress(settings: Settings) -> ActorHandle:
     ).remote(settings)
 
 
-def branch(settings: Settings, workflow_id: str, branch_name: str) -> ActorHandle:
-    """The actor hosting the lane of (workflow, branch): a stable choice among the pool."""
+def branch_index(settings: Settings, workflow_id: str, branch_name: str) -> int:
+    """Which BranchActor of the pool hosts the lane of (workflow, branch): always the same one."""
+    return zlib.crc32(f"{workflow_id}/{branch_name}".encode()) % settings.branch_actors
+
+
+def branch_host(settings: Settings, index: int) -> ActorHandle:
+    """The pool's BranchActor number `index`, created if it does not exist (a GCS round trip)."""
     from wfsched.control.branch import BranchActor
 
-    index = zlib.crc32(f"{workflow_id}/{branch_name}".encode()) % settings.branch_actors
     return BranchActor.options(  # type: ignore[attr-defined,no-any-return]
         name=BRANCH_NAME.format(index=index), namespace=settings.namespace, **CONTROL_OPTIONS
     ).remote(settings)

@@ -29,7 +29,7 @@ class SchedulerActor:
         self.settings = settings
         self.state = SchedulerState(SqliteRunStore(settings.db), settings.max_active_users)
         self.progress = actors.progress(settings)
-        self._branches: dict[tuple[str, str], ActorHandle] = {}
+        self._branch_hosts: dict[int, ActorHandle] = {}
         self._reconciler: asyncio.Task[None] | None = None
         self._apply(self.state.recover())
 
@@ -88,10 +88,10 @@ class SchedulerActor:
             self.progress.publish.remote(outcome.events)
 
     def _branch(self, workflow_id: str, branch: str) -> ActorHandle:
-        key = (workflow_id, branch)
-        if key not in self._branches:
-            self._branches[key] = actors.branch(self.settings, workflow_id, branch)
-        return self._branches[key]
+        index = actors.branch_index(self.settings, workflow_id, branch)
+        if index not in self._branch_hosts:
+            self._branch_hosts[index] = actors.branch_host(self.settings, index)
+        return self._branch_hosts[index]
 
     def _ensure_reconciler(self) -> None:
         if self._reconciler is None:

@@ -1,0 +1,46 @@
+# The commands the README names. `make demo` and `make test` set everything up first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of PyTorch (on a GPU machine: TORCH="torch==2.13.0" from an index with CUDA builds).
+TORCH ?= torch==2.13.0
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: setup fetch demo serve test test-fast lint format typecheck bench
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+fetch: setup
+	$(VENV)/bin/wfsched fetch
+
+demo: fetch
+	$(VENV)/bin/wfsched demo
+
+serve: fetch
+	$(VENV)/bin/wfsched serve
+
+test: fetch
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check wfsched tests bench
+	$(VENV)/bin/ruff format --check wfsched tests bench
+
+format: setup
+	$(VENV)/bin/ruff format wfsched tests bench
+	$(VENV)/bin/ruff check --fix wfsched tests bench
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+bench: fetch
+	$(PY) bench/scheduler.py

@@ -1,0 +1,162 @@
+"""Scheduler benchmark: many small workflows from many users through the real service.
+
+Prints the submissions/s the API accepts, the scheduling overhead per job (its predecessors done
+→ it started; p50, p99) and the makespan against the ideal makespan of the same DAGs, arrival
+times and active-user slots with zero overhead (a simulation using wfsched's own admission and
+branch rules), as a ratio.
+
+    python bench/scheduler.py [--workflows 200 --jobs 10 --branches 4 --users 10 --job-s 0.5]
+
+The jobs are `sleep` jobs: they do no work, they only take `--job-s` each, so that the ideal
+makespan is not zero and the overhead shows against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.service import Api, ray_init_options, test_settings, wait_healthy  # noqa: E402
+from wfsched import server  # noqa: E402
+from wfsched.control.admission import AdmissionState  # noqa: E402
+from wfsched.control.run import WorkflowRun  # noqa: E402
+from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus  # noqa: E402
+
+
+def make_workflow(rng: random.Random, n_jobs: int, n_branches: int, job_s: float, image: str) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = []
+    for i in range(n_jobs):
+        earlier = [j["job_id"] for j in jobs]
+        deps = rng.sample(earlier, k=min(len(earlier), rng.choice([0, 0, 1])))
+        jobs.append({"job_id": f"j{i}", "job_type": "sleep", "image_path": image, "branch": f"b{i % n_branches}",
+                     "depends_on": deps, "params": {"duration_s": job_s}})
+    return jobs
+
+
+def ideal_makespan(arrivals: list[tuple[float, str, list[dict[str, Any]]]], max_users: int, job_s: float) -> float:
+    """Simulate the same workflows with zero overhead: same arrivals, slots, branch and dependency rules."""
+    admission = AdmissionState(max_users)
+    runs: dict[str, WorkflowRun] = {}
+    clock: list[tuple[float, int, str, str]] = []  # (time, tie, kind, workflow/job)
+    tie = 0
+
+    def push(t: float, kind: str, key: str) -> None:
+        nonlocal tie
+        tie += 1
+        heapq.heappush(clock, (t, tie, kind, key))
+
+    for index, (t, user, jobs) in enumerate(arrivals):
+        workflow_id = f"w{index}"
+        record = WorkflowRecord(workflow_id=workflow_id, user_id=user, name="", created_at=t)
+        runs[workflow_id] = WorkflowRun(record, [
+            JobRecord(workflow_id=workflow_id, job_id=j["job_id"], index=i, branch=j["branch"], job_type="sleep",
+                      image_path="", depends_on=j["depends_on"]) for i, j in enumerate(jobs)])
+        push(t, "arrive", workflow_id)
+    end = 0.0
+
+    def start_ready(t: float, run: WorkflowRun) -> None:
+        for job in run.startable():
+            job.status = JobStatus.running
+            push(t + job_s, "finish", f"{run.workflow_id}/{job.job_id}")
+
+    while clock:
+        t, _, kind, key = heapq.heappop(clock)
+        end = max(end, t)
+        if kind == "arrive":
+            run = runs[key]
+            if admission.submit(key, run.user_id):
+                run.record.status = WorkflowStatus.running
+                start_ready(t, run)
+            continue
+        workflow_id, job_id = key.split("/")
+        run = runs[workflow_id]
+        run.jobs[job_id].status = JobStatus.succeeded
+        start_ready(t, run)
+        if run.outcome() is not None:
+            for admitted in admission.finish(run.user_id):
+                runs[admitted].record.status = WorkflowStatus.running
+                start_ready(t, runs[admitted])
+    return end - arrivals[0][0]
+
+
+def overheads_s(workflow: dict[str, Any]) -> list[float]:
+    """For each job: its start minus the moment it could start (predecessors done, or admission)."""
+    jobs = {j["job_id"]: j for j in workflow["jobs"]}
+    previous: dict[str, str] = {}
+    result = []
+    for job in workflow["jobs"]:
+        preds = [previous[job["branch"]]] if job["branch"] in previous else []
+        preds += job["depends_on"]
+        ready_at = max([workflow["admitted_at"], *(jobs[p]["finished_at"] for p in preds)])
+        result.append(job["started_at"] - ready_at)
+        previous[job["branch"]] = job["job_id"]
+    return result
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workflows", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=10)
+    parser.add_argument("--branches", type=int, default=4)
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--job-s", type=float, default=0.5)
+    parser.add_argument("--max-active-users", type=int, default=3)
+    args = parser.parse_args()
+
+    settings = test_settings(Path(tempfile.mkdtemp(prefix="wfsched-bench-")), max_active_users=args.max_active_users)
+    server.start(settings, ray_init_options())
+    base = f"http://{settings.host}:{settings.port}"
+    wait_healthy(base)
+    try:
+        run_benchmark(args, base, str(settings.data_roots[0] / "none.svs"))
+    finally:
+        server.stop()
+
+
+def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
+    rng = random.Random(7)
+    users = [Api(base, f"bench-user-{u}") for u in range(args.users)]
+    plan = [(users[i % args.users], make_workflow(rng, args.jobs, args.branches, args.job_s, image))
+            for i in range(args.workflows)]
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = list(pool.map(lambda p: (p[0], p[1], p[0].submit(p[1])), plan))
+    submit_s = time.time() - started
+    finished = []
+    for user, jobs, c in created:
+        # Slow polling: the benchmark's own requests must not eat the CPU it measures.
+        finished.append((user, jobs, user.wait(c["workflow_id"], timeout_s=3600, poll_s=1.0)))
+    assert all(w["status"] == "succeeded" for _, _, w in finished), "a benchmark workflow did not succeed"
+    first_arrival = min(w["created_at"] for _, _, w in finished)
+    makespan = max(j["finished_at"] for _, _, w in finished for j in w["jobs"]) - first_arrival
+    arrivals = sorted((w["created_at"], u.user, jobs) for u, jobs, w in finished)
+    ideal = ideal_makespan(arrivals, args.max_active_users, args.job_s)
+    overheads_ms = [1000 * o for _, _, w in finished for o in overheads_s(w)]
+    n_jobs = len(overheads_ms)
+    print(f"workflows: {args.workflows} x {args.jobs} jobs over {args.branches} branches, {args.users} users, "
+          f"limit {args.max_active_users}, job {args.job_s} s")
+    print(f"submissions/s accepted:      {args.workflows / submit_s:8.1f}  ({args.workflows} in {submit_s:.2f} s)")
+    print(f"scheduling overhead p50:     {statistics.median(overheads_ms):8.1f} ms  (target < 20 ms; {n_jobs} jobs)")
+    print(f"scheduling overhead p99:     {percentile(overheads_ms, 0.99):8.1f} ms")
+    print(f"makespan:                    {makespan:8.2f} s")
+    print(f"ideal makespan (simulated):  {ideal:8.2f} s")
+    print(f"makespan / ideal:            {makespan / ideal:8.2f} x  (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The main job on the embedded default: fetch, start, segment the sample slide, report, stop."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from wfsched import server
+from wfsched.assets import fetch_assets
+from wfsched.client import Client
+from wfsched.config import Settings
+
+DEMO_USER = "demo"
+
+
+def sample_workflow(slide: str) -> dict[str, object]:
+    return {
+        "name": "Cell Segmentation Workflow",
+        "jobs": [
+            {"job_id": "tissue", "job_type": "tissue_mask", "image_path": slide, "branch": "branch-1"},
+            {"job_id": "cells", "job_type": "cell_segmentation", "image_path": slide, "branch": "branch-1",
+             "depends_on": ["tissue"], "params": {"model": "brightfield_nuclei"}},
+        ],
+    }
+
+
+def run_demo(settings: Settings) -> int:
+    assets = fetch_assets(settings.cache_dir)
+    settings = settings.with_overrides(data_roots=(*settings.data_roots, assets.sample_slide.parent))
+    server.start(settings)
+    client = Client(f"http://{settings.host}:{settings.port}", DEMO_USER)
+    try:
+        started = time.monotonic()
+        created = client.submit(sample_workflow(str(assets.sample_slide)))
+        print(f"submitted workflow {created['workflow_id']} on {assets.sample_slide.name}", flush=True)
+        last = ""
+        while True:
+            progress = client.progress(created["workflow_id"])
+            line = "  ".join(f"{j['job_id']}: {j['status']} {j['percent']:.0f}%" for j in progress["jobs"])
+            if line != last:
+                print(f"[{time.monotonic() - started:6.1f} s] {line}", flush=True)
+                last = line
+            if progress["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.5)
+        workflow = client.workflow(created["workflow_id"])
+        for job in workflow["jobs"]:
+            print(f"\n{job['job_id']} ({job['job_type']}): {job['status']}")
+            print(json.dumps(job["result"] or {"error": job["error"]}, indent=2))
+        results = settings.results_dir / DEMO_USER / created["workflow_id"]
+        print(f"\nworkflow {workflow['status']} in {time.monotonic() - started:.1f} s; results in {results}")
+        return 0 if workflow["status"] == "succeeded" else 1
+    finally:
+        client.close()
+        server.stop()
