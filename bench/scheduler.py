@@ -26,11 +26,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.service import Api, ray_init_options, test_settings, wait_healthy  # noqa: E402
-from wfsched import server  # noqa: E402
-from wfsched.control.admission import AdmissionState  # noqa: E402
-from wfsched.control.run import WorkflowRun  # noqa: E402
-from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus  # noqa: E402
+from tests.support.service import Api, ray_init_options, test_settings, wait_healthy
+from wfsched import server
+from wfsched.control.admission import AdmissionState
+from wfsched.control.run import WorkflowRun
+from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
 
 
 def make_workflow(rng: random.Random, n_jobs: int, n_branches: int, job_s: float, image: str) -> list[dict[str, Any]]:
@@ -38,8 +38,16 @@ def make_workflow(rng: random.Random, n_jobs: int, n_branches: int, job_s: float
     for i in range(n_jobs):
         earlier = [j["job_id"] for j in jobs]
         deps = rng.sample(earlier, k=min(len(earlier), rng.choice([0, 0, 1])))
-        jobs.append({"job_id": f"j{i}", "job_type": "sleep", "image_path": image, "branch": f"b{i % n_branches}",
-                     "depends_on": deps, "params": {"duration_s": job_s}})
+        jobs.append(
+            {
+                "job_id": f"j{i}",
+                "job_type": "sleep",
+                "image_path": image,
+                "branch": f"b{i % n_branches}",
+                "depends_on": deps,
+                "params": {"duration_s": job_s},
+            }
+        )
     return jobs
 
 
@@ -58,9 +66,21 @@ def ideal_makespan(arrivals: list[tuple[float, str, list[dict[str, Any]]]], max_
     for index, (t, user, jobs) in enumerate(arrivals):
         workflow_id = f"w{index}"
         record = WorkflowRecord(workflow_id=workflow_id, user_id=user, name="", created_at=t)
-        runs[workflow_id] = WorkflowRun(record, [
-            JobRecord(workflow_id=workflow_id, job_id=j["job_id"], index=i, branch=j["branch"], job_type="sleep",
-                      image_path="", depends_on=j["depends_on"]) for i, j in enumerate(jobs)])
+        runs[workflow_id] = WorkflowRun(
+            record,
+            [
+                JobRecord(
+                    workflow_id=workflow_id,
+                    job_id=j["job_id"],
+                    index=i,
+                    branch=j["branch"],
+                    job_type="sleep",
+                    image_path="",
+                    depends_on=j["depends_on"],
+                )
+                for i, j in enumerate(jobs)
+            ],
+        )
         push(t, "arrive", workflow_id)
     end = 0.0
 
@@ -131,8 +151,10 @@ def main() -> None:
 def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
     rng = random.Random(7)
     users = [Api(base, f"bench-user-{u}") for u in range(args.users)]
-    plan = [(users[i % args.users], make_workflow(rng, args.jobs, args.branches, args.job_s, image))
-            for i in range(args.workflows)]
+    plan = [
+        (users[i % args.users], make_workflow(rng, args.jobs, args.branches, args.job_s, image))
+        for i in range(args.workflows)
+    ]
     started = time.time()
     with ThreadPoolExecutor(max_workers=8) as pool:
         created = list(pool.map(lambda p: (p[0], p[1], p[0].submit(p[1])), plan))
@@ -148,8 +170,10 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
     ideal = ideal_makespan(arrivals, args.max_active_users, args.job_s)
     overheads_ms = [1000 * o for _, _, w in finished for o in overheads_s(w)]
     n_jobs = len(overheads_ms)
-    print(f"workflows: {args.workflows} x {args.jobs} jobs over {args.branches} branches, {args.users} users, "
-          f"limit {args.max_active_users}, job {args.job_s} s")
+    print(
+        f"workflows: {args.workflows} x {args.jobs} jobs over {args.branches} branches, {args.users} users, "
+        f"limit {args.max_active_users}, job {args.job_s} s"
+    )
     print(f"submissions/s accepted:      {args.workflows / submit_s:8.1f}  ({args.workflows} in {submit_s:.2f} s)")
     print(f"scheduling overhead p50:     {statistics.median(overheads_ms):8.1f} ms  (target < 20 ms; {n_jobs} jobs)")
     print(f"scheduling overhead p99:     {percentile(overheads_ms, 0.99):8.1f} ms")

@@ -29,8 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="HTTP port (WFSCHED_PORT; default 8000)")
     serve.add_argument("--db", help="SQLite file (WFSCHED_DB)")
     serve.add_argument(
-        "--data-root", action="append", dest="data_roots", help="folder image paths may point into; repeatable "
-        "(WFSCHED_DATA_ROOTS, separated by ':')",
+        "--data-root",
+        action="append",
+        dest="data_roots",
+        help="folder image paths may point into; repeatable (WFSCHED_DATA_ROOTS, separated by ':')",
     )
     serve.add_argument("--results-dir", help="where job results are written (WFSCHED_RESULTS_DIR)")
     serve.add_argument("--max-active-users", type=int, help="users with running work at once (default 3)")

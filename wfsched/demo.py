@@ -18,8 +18,14 @@ def sample_workflow(slide: str) -> dict[str, object]:
         "name": "Cell Segmentation Workflow",
         "jobs": [
             {"job_id": "tissue", "job_type": "tissue_mask", "image_path": slide, "branch": "branch-1"},
-            {"job_id": "cells", "job_type": "cell_segmentation", "image_path": slide, "branch": "branch-1",
-             "depends_on": ["tissue"], "params": {"model": "brightfield_nuclei"}},
+            {
+                "job_id": "cells",
+                "job_type": "cell_segmentation",
+                "image_path": slide,
+                "branch": "branch-1",
+                "depends_on": ["tissue"],
+                "params": {"model": "brightfield_nuclei"},
+            },
         ],
     }
 

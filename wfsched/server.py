@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+from typing import Any
 
 import ray
 from ray import serve
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 SERVE_APP_NAME = "wfsched"
 
 
-def start(settings: Settings, ray_init_options: dict[str, object] | None = None) -> None:
+def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) -> None:
     """Start (or join) Ray and run the Serve app on settings.host:settings.port."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():

@@ -10,8 +10,14 @@ from tests.support.service import Api
 
 
 def waiting_job(data_dir: Path, signal: Path) -> list[dict[str, Any]]:
-    return [{"job_id": "hold", "job_type": "wait_signal", "image_path": str(data_dir / "a.svs"),
-             "params": {"signal_path": str(signal)}}]
+    return [
+        {
+            "job_id": "hold",
+            "job_type": "wait_signal",
+            "image_path": str(data_dir / "a.svs"),
+            "params": {"signal_path": str(signal)},
+        }
+    ]
 
 
 def max_concurrent_users(intervals: dict[str, list[tuple[float, float]]]) -> int:
@@ -66,9 +72,7 @@ def test_five_users_against_a_limit_of_three(make_user: Callable[[str], Api], da
     assert min(s for s, _ in intervals[users[4].user]) >= max(e for _, e in intervals[users[1].user])
 
 
-def test_queued_workflow_can_be_cancelled_and_leaves_the_line(
-    make_user: Callable[[str], Api], data_dir: Path
-) -> None:
+def test_queued_workflow_can_be_cancelled_and_leaves_the_line(make_user: Callable[[str], Api], data_dir: Path) -> None:
     users = [make_user(f"line{i}") for i in range(5)]
     signal = data_dir / f"line-release-{users[0].user}"
     created = [u.submit(waiting_job(data_dir, signal)) for u in users]

@@ -93,8 +93,12 @@ def test_submission_errors_name_the_job_and_reason(make_user: Callable[[str], Ap
     }
     assert "itself" in submit([j("a", depends_on=["a"])])["detail"]
     assert "dependency cycle" in submit([j("a", depends_on=["b"]), j("b", branch="x", depends_on=["a"])])["detail"]
-    deadlock = [j("A", branch="b1", depends_on=["D"]), j("B", branch="b1"), j("C", branch="b2", depends_on=["B"]),
-                j("D", branch="b2")]
+    deadlock = [
+        j("A", branch="b1", depends_on=["D"]),
+        j("B", branch="b1"),
+        j("C", branch="b2", depends_on=["B"]),
+        j("D", branch="b2"),
+    ]
     assert "deadlock" in submit(deadlock)["detail"]
     assert "unknown job_type 'nope'" in submit([j("a", job_type="nope")])["detail"]
     missing = submit([{"job_id": "a", "job_type": "sleep"}])
@@ -104,7 +108,9 @@ def test_submission_errors_name_the_job_and_reason(make_user: Callable[[str], Ap
     assert "duration_s" in submit([j("a", params={"duration_s": "long"})])["detail"]
     assert "more than the maximum of 1000" in submit([j(f"j{i}") for i in range(1001)])["detail"]
     huge = api.request(
-        "POST", "/api/workflows", content=b'{"name": "' + b"x" * 2_000_000 + b'"}',
+        "POST",
+        "/api/workflows",
+        content=b'{"name": "' + b"x" * 2_000_000 + b'"}',
         headers={"Content-Type": "application/json"},
     )
     assert huge.status_code == 422 and huge.json()["error"] == "body_too_large"

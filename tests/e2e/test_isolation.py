@@ -11,8 +11,14 @@ from tests.support.service import Api
 def test_every_endpoint_answers_404_to_another_user(make_user: Callable[[str], Api], data_dir: Path) -> None:
     alice, mallory = make_user("alice"), make_user("mallory")
     signal = data_dir / f"isolation-{alice.user}"
-    jobs = [{"job_id": "j1", "job_type": "wait_signal", "image_path": str(data_dir / "a.svs"),
-             "params": {"signal_path": str(signal)}}]
+    jobs = [
+        {
+            "job_id": "j1",
+            "job_type": "wait_signal",
+            "image_path": str(data_dir / "a.svs"),
+            "params": {"signal_path": str(signal)},
+        }
+    ]
     workflow_id = alice.submit(jobs, name="alice's secret")["workflow_id"]
     alice.wait(workflow_id, lambda wf: wf["status"] == "running")
     missing = "0" * 32

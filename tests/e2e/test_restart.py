@@ -19,10 +19,16 @@ from wfsched.config import Settings
 from wfsched.control.actors import SCHEDULER_NAME
 
 
-def job(job_id: str, data_dir: Path, record: Path, branch: str = "main", job_type: str = "sleep",
-        **params: Any) -> dict[str, Any]:
-    return {"job_id": job_id, "job_type": job_type, "image_path": str(data_dir / "s.svs"), "branch": branch,
-            "params": {"record_path": str(record), **params}}
+def job(
+    job_id: str, data_dir: Path, record: Path, branch: str = "main", job_type: str = "sleep", **params: Any
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "job_type": job_type,
+        "image_path": str(data_dir / "s.svs"),
+        "branch": branch,
+        "params": {"record_path": str(record), **params},
+    }
 
 
 def runs(record: Path) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +13,22 @@ from tests.support.service import Api
 FINISHED = ("succeeded", "failed", "skipped", "cancelled")
 
 
-def job(job_id: str, data_dir: Path, branch: str = "main", depends_on: list[str] | None = None,
-        job_type: str = "sleep", **params: Any) -> dict[str, Any]:
-    return {"job_id": job_id, "job_type": job_type, "image_path": str(data_dir / "s.svs"), "branch": branch,
-            "depends_on": depends_on or [], "params": params}
+def job(
+    job_id: str,
+    data_dir: Path,
+    branch: str = "main",
+    depends_on: list[str] | None = None,
+    job_type: str = "sleep",
+    **params: Any,
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "job_type": job_type,
+        "image_path": str(data_dir / "s.svs"),
+        "branch": branch,
+        "depends_on": depends_on or [],
+        "params": params,
+    }
 
 
 def random_workflow(rng: random.Random, data_dir: Path) -> list[dict[str, Any]]:
@@ -28,8 +41,16 @@ def random_workflow(rng: random.Random, data_dir: Path) -> list[dict[str, Any]]:
     for i in range(n_jobs):
         earlier = [j["job_id"] for j in jobs]
         deps = rng.sample(earlier, k=min(len(earlier), rng.choice([0, 0, 1, 2])))
-        jobs.append(job(f"j{i}", data_dir, f"b{rng.randrange(n_branches)}", deps,
-                        duration_s=rng.choice([0.0, 0.02, 0.05]), fail=rng.random() < 0.1))
+        jobs.append(
+            job(
+                f"j{i}",
+                data_dir,
+                f"b{rng.randrange(n_branches)}",
+                deps,
+                duration_s=rng.choice([0.0, 0.02, 0.05]),
+                fail=rng.random() < 0.1,
+            )
+        )
     return jobs
 
 
@@ -40,7 +61,7 @@ def check_invariants(submitted: list[dict[str, Any]], workflow: dict[str, Any]) 
     for branch, ids in workflow["branches"].items():
         started = [jobs[i] for i in ids if i in ran]
         # A branch's jobs start in list order and never overlap.
-        for before, after in zip(started, started[1:], strict=False):
+        for before, after in itertools.pairwise(started):
             assert before["finished_at"] <= after["started_at"], (branch, before, after)
     for job_id, job_state in jobs.items():
         deps = spec[job_id]["depends_on"]
@@ -114,7 +135,10 @@ def test_cancel_stops_running_and_never_starts_pending(make_user: Callable[[str]
     workflow = api.wait(workflow_id, timeout_s=30)
     assert workflow["status"] == "cancelled"
     assert {j["job_id"]: j["status"] for j in workflow["jobs"]} == {
-        "waits": "cancelled", "next": "cancelled", "other": "cancelled"}
+        "waits": "cancelled",
+        "next": "cancelled",
+        "other": "cancelled",
+    }
     assert [j["started_at"] is None for j in workflow["jobs"]] == [False, True, True]
     again = api.request("POST", f"/api/workflows/{workflow_id}/cancel")
     assert again.status_code == 409 and again.json()["error"] == "conflict"

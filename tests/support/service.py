@@ -68,8 +68,13 @@ class Api:
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    def wait(self, workflow_id: str, until: Callable[[dict[str, Any]], bool] | None = None,
-             timeout_s: float = 120, poll_s: float = 0.05) -> dict[str, Any]:
+    def wait(
+        self,
+        workflow_id: str,
+        until: Callable[[dict[str, Any]], bool] | None = None,
+        timeout_s: float = 120,
+        poll_s: float = 0.05,
+    ) -> dict[str, Any]:
         """Poll until `until(workflow)` (default: finished); fail the test at the timeout."""
         until = until or (lambda wf: wf["status"] in ("succeeded", "failed", "cancelled"))
         deadline = time.monotonic() + timeout_s

@@ -8,8 +8,7 @@ from fastapi.responses import JSONResponse
 import wfsched
 from wfsched.api.errors import install_error_handlers
 from wfsched.api.limits import BodySizeLimit
-from wfsched.api.routes import jobs, progress, workflows
-from wfsched.api.routes import deps
+from wfsched.api.routes import deps, jobs, progress, workflows
 from wfsched.api.routes.deps import ServiceDep
 from wfsched.api.tenancy import user_id
 

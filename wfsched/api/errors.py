@@ -61,7 +61,8 @@ def _problem(err: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     loc = [str(part) for part in err.get("loc", ()) if part != "body"]
     job_id = None
     if len(loc) >= 2 and loc[0] == "jobs" and loc[1].isdigit():
-        jobs = body.get("jobs") if isinstance(body.get("jobs"), list) else []
+        listed = body.get("jobs")
+        jobs: list[Any] = listed if isinstance(listed, list) else []
         index = int(loc[1])
         job = jobs[index] if index < len(jobs) and isinstance(jobs[index], dict) else {}
         job_id = job.get("job_id") if isinstance(job.get("job_id"), str) else f"#{index}"

@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from ray.actor import ActorHandle
 from ray.exceptions import RayTaskError
 
 from wfsched.config import Settings
@@ -27,6 +26,7 @@ from wfsched.models.state import (
     WorkflowStatus,
 )
 from wfsched.models.workflow import WorkflowSubmission
+from wfsched.types import Handle
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ class Service:
     def __init__(self, settings: Settings, job_types: dict[str, JobType] | None = None) -> None:
         self.settings = settings
         self.job_types = job_types if job_types is not None else load_job_types(settings)
-        self.scheduler: ActorHandle = actors.scheduler(settings)
+        self.scheduler: Handle = actors.scheduler(settings)
 
     async def ready(self) -> bool:
         return await call(self.scheduler.ready.remote())
@@ -80,20 +80,22 @@ class Service:
         self, user_id: str, status: WorkflowStatus | None, cursor: str | None, limit: int
     ) -> WorkflowPage:
         before = _parse_cursor(cursor)
-        rows = await call(self.scheduler.list_workflows.remote(user_id, status, before, limit + 1))
+        rows: list[tuple[int, WorkflowRecord]] = await call(
+            self.scheduler.list_workflows.remote(user_id, status, before, limit + 1)
+        )
         page = rows[:limit]
         next_cursor = str(page[-1][0]) if len(rows) > limit else None
         return WorkflowPage(workflows=[record for _, record in page], next_cursor=next_cursor)
 
     async def workflow(self, user_id: str, workflow_id: str) -> WorkflowDetail:
-        record, jobs = await call(self.scheduler.workflow.remote(user_id, workflow_id))
+        record, jobs = await self._workflow(user_id, workflow_id)
         return WorkflowDetail(**record.model_dump(), branches=branches_of(jobs), jobs=jobs)
 
     async def cancel(self, user_id: str, workflow_id: str) -> WorkflowRecord:
         return await call(self.scheduler.cancel.remote(user_id, workflow_id))
 
     async def jobs(self, user_id: str, workflow_id: str) -> list[JobRecord]:
-        _, jobs = await call(self.scheduler.workflow.remote(user_id, workflow_id))
+        _, jobs = await self._workflow(user_id, workflow_id)
         return jobs
 
     async def job(self, user_id: str, workflow_id: str, job_id: str) -> JobRecord:
@@ -103,8 +105,11 @@ class Service:
         raise NotFoundError(f"no job {job_id!r} in workflow {workflow_id!r}")
 
     async def progress(self, user_id: str, workflow_id: str) -> ProgressSnapshot:
-        record, jobs = await call(self.scheduler.workflow.remote(user_id, workflow_id))
+        record, jobs = await self._workflow(user_id, workflow_id)
         return progress_snapshot(record, jobs)
+
+    async def _workflow(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, list[JobRecord]]:
+        return await call(self.scheduler.workflow.remote(user_id, workflow_id))  # type: ignore[no-any-return]
 
     def _check_image_path(self, image_path: str) -> None:
         resolve_in_data_roots(image_path, self.settings.data_roots)
@@ -145,5 +150,3 @@ def _parse_cursor(cursor: str | None) -> int | None:
     if not cursor.isdigit():
         raise InvalidRequestError(f"cursor {cursor!r} is not one this API gave out")
     return int(cursor)
-
-

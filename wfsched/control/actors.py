@@ -6,9 +6,9 @@ import zlib
 from typing import Any
 
 import ray
-from ray.actor import ActorHandle
 
 from wfsched.config import Settings
+from wfsched.types import Handle
 
 SCHEDULER_NAME = "wfsched-scheduler"
 PROGRESS_NAME = "wfsched-progress"
@@ -30,7 +30,7 @@ def _pinned_to_head() -> dict[str, Any]:
     return {"resources": {"node:__internal_head__": 0.001}}
 
 
-def scheduler(settings: Settings) -> ActorHandle:
+def scheduler(settings: Settings) -> Handle:
     from wfsched.control.scheduler import SchedulerActor
 
     return SchedulerActor.options(  # type: ignore[attr-defined,no-any-return]
@@ -38,7 +38,7 @@ def scheduler(settings: Settings) -> ActorHandle:
     ).remote(settings)
 
 
-def progress(settings: Settings) -> ActorHandle:
+def progress(settings: Settings) -> Handle:
     from wfsched.control.progress import ProgressActor
 
     return ProgressActor.options(  # type: ignore[attr-defined,no-any-return]
@@ -51,7 +51,7 @@ def branch_index(settings: Settings, workflow_id: str, branch_name: str) -> int:
     return zlib.crc32(f"{workflow_id}/{branch_name}".encode()) % settings.branch_actors
 
 
-def branch_host(settings: Settings, index: int) -> ActorHandle:
+def branch_host(settings: Settings, index: int) -> Handle:
     """The pool's BranchActor number `index`, created if it does not exist (a GCS round trip)."""
     from wfsched.control.branch import BranchActor
 
@@ -60,5 +60,5 @@ def branch_host(settings: Settings, index: int) -> ActorHandle:
     ).remote(settings)
 
 
-def existing(name: str, settings: Settings) -> ActorHandle:
+def existing(name: str, settings: Settings) -> Handle:
     return ray.get_actor(name, namespace=settings.namespace)

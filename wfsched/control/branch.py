@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 
 import ray
-from ray.actor import ActorHandle
 
 from wfsched.config import Settings
 from wfsched.control import actors
 from wfsched.control.lane import JobReport, LaneHost
 from wfsched.control.scheduler_state import StartJob
 from wfsched.jobs.registry import load_job_types
+from wfsched.types import Handle
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +25,11 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT_CALLS = 64
 
 
-@ray.remote(max_concurrency=MAX_CONCURRENT_CALLS)
+@ray.remote(max_concurrency=MAX_CONCURRENT_CALLS)  # type: ignore[call-overload]
 class BranchActor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._scheduler: ActorHandle | None = None
+        self._scheduler: Handle | None = None
         self.host = LaneHost(settings, load_job_types(settings), self._report_finished, self._report_progress)
 
     def start_job(self, command: StartJob) -> None:
@@ -41,7 +41,7 @@ class BranchActor:
     def known_jobs(self) -> list[tuple[str, str]]:
         return self.host.known()
 
-    def _scheduler_handle(self) -> ActorHandle:
+    def _scheduler_handle(self) -> Handle:
         if self._scheduler is None:
             self._scheduler = actors.existing(actors.SCHEDULER_NAME, self.settings)
         return self._scheduler

@@ -7,13 +7,13 @@ import logging
 from typing import Any
 
 import ray
-from ray.actor import ActorHandle
 
 from wfsched.config import Settings
 from wfsched.control import actors
 from wfsched.control.scheduler_state import Outcome, SchedulerState, StartJob, StopJob
 from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
 from wfsched.store.sqlite import SqliteRunStore
+from wfsched.types import Handle
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class SchedulerActor:
         self.settings = settings
         self.state = SchedulerState(SqliteRunStore(settings.db), settings.max_active_users)
         self.progress = actors.progress(settings)
-        self._branch_hosts: dict[int, ActorHandle] = {}
+        self._branch_hosts: dict[int, Handle] = {}
         self._reconciler: asyncio.Task[None] | None = None
         self._apply(self.state.recover())
 
@@ -81,13 +81,11 @@ class SchedulerActor:
             if isinstance(command, StartJob):
                 self._branch(command.job.workflow_id, command.job.branch).start_job.remote(command)
             elif isinstance(command, StopJob):
-                self._branch(command.workflow_id, command.branch).stop_job.remote(
-                    command.workflow_id, command.job_id
-                )
+                self._branch(command.workflow_id, command.branch).stop_job.remote(command.workflow_id, command.job_id)
         if outcome.events:
             self.progress.publish.remote(outcome.events)
 
-    def _branch(self, workflow_id: str, branch: str) -> ActorHandle:
+    def _branch(self, workflow_id: str, branch: str) -> Handle:
         index = actors.branch_index(self.settings, workflow_id, branch)
         if index not in self._branch_hosts:
             self._branch_hosts[index] = actors.branch_host(self.settings, index)

@@ -91,7 +91,9 @@ class SchedulerState:
 
     # ---- mutations --------------------------------------------------------------------------
 
-    def submit(self, workflow_id: str, user_id: str, name: str, jobs: list[JobRecord]) -> tuple[WorkflowRecord, Outcome]:
+    def submit(
+        self, workflow_id: str, user_id: str, name: str, jobs: list[JobRecord]
+    ) -> tuple[WorkflowRecord, Outcome]:
         """Accept a validated workflow; idempotent on workflow_id (a retried call returns the same)."""
         existing = self.store.get_workflow(workflow_id)
         if existing is not None:
@@ -243,7 +245,9 @@ class SchedulerState:
 
     def _event(self, run: WorkflowRun, kind: EventType, data: dict[str, Any], changes: _Changes) -> None:
         self._seq[run.workflow_id] = self._seq.get(run.workflow_id, 0) + 1
-        event = Event(workflow_id=run.workflow_id, seq=self._seq[run.workflow_id], type=kind, ts=self.clock(), data=data)
+        event = Event(
+            workflow_id=run.workflow_id, seq=self._seq[run.workflow_id], type=kind, ts=self.clock(), data=data
+        )
         changes.events.append((run.user_id, event))
 
     def start_command(self, run: WorkflowRun, job: JobRecord) -> StartJob:

@@ -55,7 +55,7 @@ def find_cycle(preds: Mapping[str, Sequence[str]]) -> list[str] | None:
                 if nxt not in colour:
                     continue
                 if colour[nxt] == grey:
-                    cycle = path[path.index(nxt) :] + [nxt]
+                    cycle = [*path[path.index(nxt) :], nxt]
                     # The DFS walks "needs" edges; reverse to read in run order.
                     return list(reversed(cycle))
                 if colour[nxt] == white:

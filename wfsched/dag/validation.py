@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -107,8 +108,7 @@ def _cycle_problems(jobs: list[JobSubmission]) -> list[Problem]:
         return []
     by_id = {job.job_id: job for job in jobs}
     branch_edge = any(
-        by_id[a].branch == by_id[b].branch and a not in by_id[b].depends_on
-        for a, b in zip(cycle, cycle[1:], strict=False)
+        by_id[a].branch == by_id[b].branch and a not in by_id[b].depends_on for a, b in itertools.pairwise(cycle)
     )
     kind = "deadlock: branch order and depends_on form a cycle" if branch_edge else "dependency cycle"
     return [_problem(cycle[0], f"{kind}: {' → '.join(cycle)}")]

@@ -92,7 +92,7 @@ def test_a_repeated_report_changes_nothing(state: SchedulerState) -> None:
 
 def test_admission_limit_queue_positions_and_events(state: SchedulerState, db: Path) -> None:
     for user in ("u1", "u2", "u3", "u4"):
-        record, _ = state.submit(f"w-{user}", user, "n", jobs(f"w-{user}", [("a", "m", [])]))
+        _record, _ = state.submit(f"w-{user}", user, "n", jobs(f"w-{user}", [("a", "m", [])]))
     assert state.workflow("u3", "w-u3")[0].queue_position == 1
     assert state.workflow("u4", "w-u4")[0].queue_position == 2
     finish(state, "w-u1", "a")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from wfsched.dag.graph import branches_of, find_cycle, predecessors
@@ -23,7 +24,7 @@ def test_cycle_is_returned_closed_in_run_order() -> None:
     assert cycle is not None and cycle[0] == cycle[-1]
     # In run order each job needs the one before it.
     needs = {"a": "c", "b": "a", "c": "b"}
-    assert all(needs[after] == before for before, after in zip(cycle, cycle[1:], strict=False))
+    assert all(needs[after] == before for before, after in itertools.pairwise(cycle))
 
 
 def test_a_long_chain_is_acyclic_without_recursion_limits() -> None:
