@@ -1,0 +1,88 @@
+"""LaneHost runs real job runners in threads, stops them, and re-reports instead of re-running."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from tests.support.job_types import JOB_TYPES
+from wfsched.config import Settings
+from wfsched.control.lane import JobReport, LaneHost
+from wfsched.control.scheduler_state import StartJob
+from wfsched.models.state import JobRecord, JobStatus
+
+
+class Reports:
+    def __init__(self) -> None:
+        self.finished: list[JobReport] = []
+        self.progress: list[tuple[str, int, int]] = []
+        self.done = threading.Event()
+
+    def on_finished(self, report: JobReport) -> None:
+        self.finished.append(report)
+        self.done.set()
+
+    def on_progress(self, workflow_id: str, job_id: str, done: int, total: int) -> None:
+        self.progress.append((job_id, done, total))
+
+
+def host(tmp_path: Path, reports: Reports) -> LaneHost:
+    settings = Settings(results_dir=tmp_path / "results")
+    return LaneHost(settings, {t.name: t for t in JOB_TYPES}, reports.on_finished, reports.on_progress)
+
+
+def start(job_type: str, params: dict[str, object], job_id: str = "j") -> StartJob:
+    job = JobRecord(
+        workflow_id="w", job_id=job_id, index=0, branch="m", job_type=job_type, image_path="/x", params=params
+    )
+    return StartJob(user_id="alice", job=job, upstream=[])
+
+
+def test_a_job_runs_reports_progress_and_gets_its_output_folder(tmp_path: Path) -> None:
+    reports = Reports()
+    lanes = host(tmp_path, reports)
+    lanes.start(start("sleep", {"duration_s": 0.01, "steps": 2}))
+    assert reports.done.wait(10)
+    (report,) = reports.finished
+    assert report.status == JobStatus.succeeded and report.result == {"slept_s": 0.01}
+    assert report.started_at <= report.finished_at
+    assert reports.progress[-1] == ("j", 2, 2)
+    assert (tmp_path / "results" / "alice" / "w" / "j").is_dir()
+
+
+def test_failure_and_stop(tmp_path: Path) -> None:
+    reports = Reports()
+    lanes = host(tmp_path, reports)
+    lanes.start(start("sleep", {"fail": True}))
+    assert reports.done.wait(10)
+    assert reports.finished[0].status == JobStatus.failed
+    assert reports.finished[0].error == "job 'j' failed on purpose"
+    reports.done.clear()
+    lanes.start(start("wait_signal", {"signal_path": str(tmp_path / "never")}, job_id="k"))
+    assert lanes.stop("w", "k")
+    assert reports.done.wait(10)
+    assert reports.finished[1].status == JobStatus.cancelled
+    assert not lanes.stop("w", "k")
+
+
+def test_a_resent_start_re_reports_and_does_not_run_again(tmp_path: Path) -> None:
+    reports = Reports()
+    lanes = host(tmp_path, reports)
+    record = tmp_path / "record"
+    lanes.start(start("sleep", {"record_path": str(record)}))
+    assert reports.done.wait(10)
+    reports.done.clear()
+    lanes.start(start("sleep", {"record_path": str(record)}))
+    assert reports.done.wait(10)
+    assert len(reports.finished) == 2 and reports.finished[0] == reports.finished[1]
+    assert record.read_text().count("\n") == 1
+    assert lanes.known() == [("w", "j")]
+
+
+def test_an_unknown_job_type_fails_the_job_not_the_host(tmp_path: Path) -> None:
+    reports = Reports()
+    lanes = host(tmp_path, reports)
+    lanes.start(start("vanished", {}))
+    assert reports.done.wait(10)
+    assert reports.finished[0].status == JobStatus.failed
+    assert "not registered" in (reports.finished[0].error or "")

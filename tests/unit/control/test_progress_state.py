@@ -1,0 +1,61 @@
+"""The long-poll: returns at once when stale, waits otherwise, falls back to the store, cleans up."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from wfsched.control.progress_state import EVENTS_PER_WORKFLOW, ProgressState
+from wfsched.models.event import Event, EventType
+from wfsched.store.sqlite import SqliteRunStore
+
+
+def event(seq: int, workflow_id: str = "w") -> Event:
+    return Event(workflow_id=workflow_id, seq=seq, type=EventType.job_state, ts=float(seq), data={"n": seq})
+
+
+def test_wait_returns_at_once_when_the_caller_is_behind() -> None:
+    state = ProgressState(lambda wf, after: [])
+    state.publish([event(1), event(2)])
+    assert [e.seq for e in asyncio.run(state.wait("w", 0, 5))] == [1, 2]
+    assert [e.seq for e in asyncio.run(state.wait("w", 1, 5))] == [2]
+
+
+def test_wait_wakes_on_publish_and_leaves_no_waiter_behind() -> None:
+    state = ProgressState(lambda wf, after: [])
+
+    async def scenario() -> list[int]:
+        waiter = asyncio.create_task(state.wait("w", 0, 10))
+        await asyncio.sleep(0.01)
+        assert state.waiters == 1
+        state.publish([event(1)])
+        return [e.seq for e in await waiter]
+
+    assert asyncio.run(scenario()) == [1]
+    assert state.waiters == 0
+
+
+def test_a_timed_out_or_cancelled_wait_leaves_nothing_behind() -> None:
+    state = ProgressState(lambda wf, after: [])
+
+    async def scenario() -> None:
+        assert await state.wait("w", 0, 0.01) == []
+        task = asyncio.create_task(state.wait("w", 0, 10))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert state.waiters == 0
+
+
+def test_old_events_and_missed_publishes_come_from_the_store(tmp_path: Path) -> None:
+    store = SqliteRunStore(tmp_path / "db")
+    last = EVENTS_PER_WORKFLOW + 50
+    store.save(events=[("u", event(i)) for i in range(1, last + 1)])
+    state = ProgressState(store.events_after)
+    # Nothing was published here (a restart): the store answers, and fills the window.
+    assert len(asyncio.run(state.wait("w", 0, 1))) == last
+    assert [e.seq for e in asyncio.run(state.wait("w", last - 1, 1))] == [last]
+    # Older than the window: read from the store again, nothing lost.
+    assert asyncio.run(state.wait("w", 10, 1))[0].seq == 11

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from wfsched.models.event import Event, EventType
+from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
+from wfsched.store.sqlite import SqliteRunStore
+
+
+def test_round_trip_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "runs.db"
+    store = SqliteRunStore(path)
+    workflow = WorkflowRecord(workflow_id="w", user_id="u", name="n", created_at=1.0)
+    job = JobRecord(
+        workflow_id="w",
+        job_id="j",
+        index=0,
+        branch="b",
+        job_type="t",
+        image_path="/x",
+        depends_on=["k"],
+        params={"a": [1, 2]},
+    )
+    event = Event(workflow_id="w", seq=1, type=EventType.workflow_admitted, ts=2.0, data={"x": 1})
+    store.save([workflow], [job], [("u", event)])
+    job.status, job.result = JobStatus.succeeded, {"count": 3}
+    workflow.status = WorkflowStatus.running
+    store.save([workflow], [job])
+    store.close()
+
+    reopened = SqliteRunStore(path)
+    ((loaded, jobs),) = reopened.load_unfinished()
+    assert loaded == workflow
+    assert jobs == [job]
+    assert reopened.events_after("w", 0) == [event]
+    assert reopened.last_event_seq("w") == 1
+    assert reopened.get_workflow("nope") is None
+
+
+def test_listing_is_per_user_newest_first_with_a_cursor(tmp_path: Path) -> None:
+    store = SqliteRunStore(tmp_path / "db")
+    for i in range(5):
+        store.save([WorkflowRecord(workflow_id=f"w{i}", user_id="u" if i != 2 else "v", name="n", created_at=i)])
+    rows = store.list_workflows("u", None, None, 2)
+    assert [r.workflow_id for _, r in rows] == ["w4", "w3"]
+    rows = store.list_workflows("u", None, rows[-1][0], 10)
+    assert [r.workflow_id for _, r in rows] == ["w1", "w0"]
+    assert store.list_workflows("u", WorkflowStatus.succeeded, None, 10) == []
+
+
+def test_a_failed_save_leaves_nothing_half_written(tmp_path: Path) -> None:
+    store = SqliteRunStore(tmp_path / "db")
+    event = Event(workflow_id="w", seq=1, type=EventType.workflow_admitted, ts=2.0, data={})
+    store.save(events=[("u", event)])
+    workflow = WorkflowRecord(workflow_id="w2", user_id="u", name="n", created_at=1.0)
+    try:
+        store.save([workflow], [], [("u", event)])  # the duplicate event breaks the transaction
+    except Exception:
+        pass
+    assert store.get_workflow("w2") is None
