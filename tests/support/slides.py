@@ -37,12 +37,15 @@ def tissue_image(
     for cy, cx, radius in blobs:
         tissue |= (rows - cy) ** 2 + (cols - cx) ** 2 <= radius**2
     image[tissue] = TISSUE_RGB
-    for cy in range(nucleus_every_px // 2, height_px, nucleus_every_px):
-        for cx in range(nucleus_every_px // 2, width_px, nucleus_every_px):
-            if tissue[cy, cx]:
-                r = int(rng.integers(3, 6))
-                disc = (rows - cy) ** 2 + (cols - cx) ** 2 <= r * r
-                image[disc & tissue] = NUCLEUS_RGB
+    # Nuclei are stamped from one small disc so that large slides stay fast to draw.
+    radius_px = 4
+    disc_rows, disc_cols = np.ogrid[-radius_px : radius_px + 1, -radius_px : radius_px + 1]
+    disc = disc_rows**2 + disc_cols**2 <= radius_px**2
+    for cy in range(nucleus_every_px // 2, height_px - radius_px, nucleus_every_px):
+        for cx in range(nucleus_every_px // 2, width_px - radius_px, nucleus_every_px):
+            if cy >= radius_px and cx >= radius_px and tissue[cy, cx]:
+                box = (slice(cy - radius_px, cy + radius_px + 1), slice(cx - radius_px, cx + radius_px + 1))
+                image[box][disc & tissue[box]] = NUCLEUS_RGB
     noise = rng.integers(-6, 7, size=image.shape)
     return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from wfsched.models.event import Event, EventType
 from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
@@ -53,8 +56,6 @@ def test_a_failed_save_leaves_nothing_half_written(tmp_path: Path) -> None:
     event = Event(workflow_id="w", seq=1, type=EventType.workflow_admitted, ts=2.0, data={})
     store.save(events=[("u", event)])
     workflow = WorkflowRecord(workflow_id="w2", user_id="u", name="n", created_at=1.0)
-    try:
+    with pytest.raises(sqlite3.IntegrityError):
         store.save([workflow], [], [("u", event)])  # the duplicate event breaks the transaction
-    except Exception:
-        pass
     assert store.get_workflow("w2") is None
