@@ -45,7 +45,7 @@ def make_workflow(rng: random.Random, n_jobs: int, n_branches: int, job_s: float
                 "image_path": image,
                 "branch": f"b{i % n_branches}",
                 "depends_on": deps,
-                "params": {"duration_s": job_s},
+                "params": {"duration_s": job_s, "steps": 0},
             }
         )
     return jobs
@@ -139,7 +139,8 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = test_settings(Path(tempfile.mkdtemp(prefix="wfsched-bench-")), max_active_users=args.max_active_users)
-    server.start(settings, ray_init_options())
+    # Worker logs are not streamed here: printing them would load the machine being measured.
+    server.start(settings, {**ray_init_options(), "log_to_driver": False})
     base = f"http://{settings.host}:{settings.port}"
     wait_healthy(base)
     try:

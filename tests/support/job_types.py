@@ -23,7 +23,7 @@ POLL_S = 0.01
 class SleepParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     duration_s: float = Field(default=0.0, ge=0, le=600)
-    steps: int = Field(default=1, ge=1, le=10_000)
+    steps: int = Field(default=1, ge=0, le=10_000, description="progress reports; 0 reports none")
     fail: bool = False
     record_path: str | None = None
 
@@ -45,8 +45,11 @@ def run_sleep(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
     assert isinstance(params, SleepParams)
     record_start(ctx, params.record_path)
+    # Waiting on the cancel event, not polling: hundreds of sleeping jobs must cost no CPU.
+    if params.steps == 0:
+        ctx.cancel_event.wait(params.duration_s)
+        ctx.check_cancelled()
     for step in range(params.steps):
-        # Waiting on the cancel event, not polling: hundreds of sleeping jobs must cost no CPU.
         ctx.cancel_event.wait(params.duration_s / params.steps)
         ctx.check_cancelled()
         ctx.report_progress(step + 1, params.steps)

@@ -22,6 +22,8 @@ CONTROL_OPTIONS: dict[str, Any] = {
     # A call to an actor that is restarting waits for it instead of failing.
     "max_task_retries": -1,
     "num_cpus": 0,
+    # Per-call task events cost GCS traffic on every job step; these actors log what matters.
+    "enable_task_events": False,
 }
 
 

@@ -32,6 +32,9 @@ class BranchActor:
         self._scheduler: Handle | None = None
         self.host = LaneHost(settings, load_job_types(settings), self._report_finished, self._report_progress)
 
+    def ready(self) -> bool:
+        return True
+
     def start_job(self, command: StartJob) -> None:
         self.host.start(command)
 

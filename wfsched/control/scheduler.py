@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import ray
@@ -29,12 +30,15 @@ class SchedulerActor:
         self.settings = settings
         self.state = SchedulerState(SqliteRunStore(settings.db), settings.max_active_users)
         self.progress = actors.progress(settings)
-        self._branch_hosts: dict[int, Handle] = {}
+        # Started now: a worker process takes seconds to start and import the job runners.
+        self._branch_hosts = {i: actors.branch_host(settings, i) for i in range(settings.branch_actors)}
         self._reconciler: asyncio.Task[None] | None = None
         self._apply(self.state.recover())
 
     async def ready(self) -> bool:
+        """True once the lane hosts answer too: then a job starts without waiting for a process."""
         self._ensure_reconciler()
+        await asyncio.gather(*(host.ready.remote() for host in self._branch_hosts.values()))
         return True
 
     async def submit(self, workflow_id: str, user_id: str, name: str, jobs: list[JobRecord]) -> WorkflowRecord:
@@ -86,10 +90,7 @@ class SchedulerActor:
             self.progress.publish.remote(outcome.events)
 
     def _branch(self, workflow_id: str, branch: str) -> Handle:
-        index = actors.branch_index(self.settings, workflow_id, branch)
-        if index not in self._branch_hosts:
-            self._branch_hosts[index] = actors.branch_host(self.settings, index)
-        return self._branch_hosts[index]
+        return self._branch_hosts[actors.branch_index(self.settings, workflow_id, branch)]
 
     def _ensure_reconciler(self) -> None:
         if self._reconciler is None:
@@ -105,7 +106,14 @@ class SchedulerActor:
                 log.exception("reconcile failed; trying again in %.1f s", self.settings.reconcile_interval_s)
 
     async def _reconcile_once(self) -> None:
-        running = [(run, job) for run in self.state.runs.values() for job in run.running()]
+        # A job started within the last interval may not have reached its lane yet.
+        settled_before = time.time() - self.settings.reconcile_interval_s
+        running = [
+            (run, job)
+            for run in self.state.runs.values()
+            for job in run.running()
+            if job.started_at is not None and job.started_at < settled_before
+        ]
         hosts = {id(h): h for h in (self._branch(job.workflow_id, job.branch) for _, job in running)}
         known: set[tuple[str, str]] = set()
         for host in hosts.values():
