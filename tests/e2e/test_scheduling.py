@@ -8,7 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ray
+
 from tests.support.service import Api
+from wfsched.config import Settings
+from wfsched.control.actors import PROGRESS_NAME
 
 FINISHED = ("succeeded", "failed", "skipped", "cancelled")
 
@@ -142,3 +146,31 @@ def test_cancel_stops_running_and_never_starts_pending(make_user: Callable[[str]
     assert [j["started_at"] is None for j in workflow["jobs"]] == [False, True, True]
     again = api.request("POST", f"/api/workflows/{workflow_id}/cancel")
     assert again.status_code == 409 and again.json()["error"] == "conflict"
+
+
+def test_every_state_change_is_a_numbered_event_in_the_progress_actor(
+    make_user: Callable[[str], Api], data_dir: Path, service_settings: Settings
+) -> None:
+    api = make_user("events")
+    jobs = [job("a", data_dir, "b1", steps=2), job("b", data_dir, "b1", fail=True), job("c", data_dir, "b2", ["b"])]
+    workflow_id = api.submit(jobs)["workflow_id"]
+    api.wait(workflow_id)
+    progress = ray.get_actor(PROGRESS_NAME, namespace=service_settings.namespace)
+    events = ray.get(progress.wait.remote(workflow_id, 0, 5.0))
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    kinds = [(e.type.value, e.data.get("job_id"), e.data.get("status")) for e in events]
+    assert kinds[0] == ("workflow.admitted", None, "running")
+    assert kinds[-1] == ("workflow.finished", None, "failed")
+    assert events[-1].data["summary"]["failed"] == 1 and events[-1].data["summary"]["skipped"] == 1
+    states = [(job_id, status) for kind, job_id, status in kinds if kind == "job.state"]
+    assert [s for s in states if s[0] == "a"] == [("a", "running"), ("a", "succeeded")]
+    assert [s for s in states if s[0] == "b"] == [("b", "running"), ("b", "failed")]
+    assert [s for s in states if s[0] == "c"] == [("c", "skipped")]
+    progress_of_a = [
+        (e.data["done"], e.data["total"])
+        for e in events
+        if e.data.get("job_id") == "a" and e.type.value == "job.progress"
+    ]
+    assert progress_of_a[-1] == (2, 2)
+    # A long-poll past the last event waits and returns nothing new: the stream has ended.
+    assert ray.get(progress.wait.remote(workflow_id, events[-1].seq, 0.2)) == []
