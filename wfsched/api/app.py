@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 import wfsched
 from wfsched.api.errors import install_error_handlers
 from wfsched.api.limits import BodySizeLimit
-from wfsched.api.routes import deps, jobs, progress, workflows
+from wfsched.api.routes import artifacts, deps, jobs, progress, workflows
 from wfsched.api.routes.deps import ServiceDep
 from wfsched.api.tenancy import user_id
 
@@ -21,7 +21,7 @@ def create_app() -> FastAPI:
         "Every /api call carries `X-User-ID`; a user sees only their own workflows.",
     )
     api = APIRouter(prefix="/api", dependencies=[Depends(user_id)])
-    for module in (workflows, jobs, progress):
+    for module in (workflows, jobs, artifacts, progress):
         api.include_router(module.router)
     app.include_router(api)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])

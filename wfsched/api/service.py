@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TypeVar
 
 from ray.exceptions import RayTaskError
 
 from wfsched.config import Settings
 from wfsched.control import actors
+from wfsched.control.lane import job_output_dir
 from wfsched.dag.graph import branches_of
 from wfsched.dag.validation import validate_workflow
 from wfsched.exceptions import InvalidRequestError, NotFoundError, WfschedError
@@ -103,6 +105,16 @@ class Service:
             if job.job_id == job_id:
                 return job
         raise NotFoundError(f"no job {job_id!r} in workflow {workflow_id!r}")
+
+    async def artifact_path(self, user_id: str, workflow_id: str, job_id: str, name: str) -> Path:
+        """The file of an artifact the job lists, inside its output folder; else NotFoundError."""
+        job = await self.job(user_id, workflow_id, job_id)
+        listed = (job.result or {}).get("artifacts") or []
+        folder = job_output_dir(self.settings, user_id, workflow_id, job_id).resolve()
+        path = (folder / name).resolve()
+        if name not in listed or not path.is_relative_to(folder) or not path.exists():
+            raise NotFoundError(f"job {job_id!r} has no artifact {name!r}")
+        return path
 
     async def progress(self, user_id: str, workflow_id: str) -> ProgressSnapshot:
         record, jobs = await self._workflow(user_id, workflow_id)
