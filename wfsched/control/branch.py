@@ -15,7 +15,7 @@ import ray
 from wfsched.config import Settings
 from wfsched.control import actors
 from wfsched.control.lane import JobReport, LaneHost
-from wfsched.control.scheduler_state import StartJob
+from wfsched.control.scheduler_state import Command, StartJob
 from wfsched.jobs.registry import load_job_types
 from wfsched.types import Handle
 
@@ -35,11 +35,13 @@ class BranchActor:
     def ready(self) -> bool:
         return True
 
-    def start_job(self, command: StartJob) -> None:
-        self.host.start(command)
-
-    def stop_job(self, workflow_id: str, job_id: str) -> bool:
-        return self.host.stop(workflow_id, job_id)
+    def apply(self, commands: list[Command]) -> None:
+        """Start and stop jobs, in the order the scheduler decided them."""
+        for command in commands:
+            if isinstance(command, StartJob):
+                self.host.start(command)
+            else:
+                self.host.stop(command.workflow_id, command.job_id)
 
     def known_jobs(self) -> list[tuple[str, str]]:
         return self.host.known()

@@ -12,6 +12,7 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 # Finished reports are remembered so a re-sent start (after a scheduler restart) re-reports
 # instead of re-running; bounded so a long-lived host does not grow without end.
 REMEMBERED_REPORTS = 20_000
+# Jobs one host runs at once: far above the lanes of three active users' workflows.
+MAX_RUNNING_JOBS = 4_096
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class LaneHost:
         self._lock = threading.Lock()
         self._running: dict[tuple[str, str], threading.Event] = {}
         self._reports: OrderedDict[tuple[str, str], JobReport] = OrderedDict()
+        # Reused threads, one per running job: lanes must never wait for a free thread.
+        self._threads = ThreadPoolExecutor(max_workers=MAX_RUNNING_JOBS, thread_name_prefix="job")
 
     def start(self, command: StartJob) -> None:
         """Start a job in its own thread; a job already running or finished here is not run again."""
@@ -80,7 +85,7 @@ class LaneHost:
         if report is not None:
             self.on_finished(report)
             return
-        threading.Thread(target=self._run, args=(command, cancel), name=f"job-{key[1]}", daemon=True).start()
+        self._threads.submit(self._run, command, cancel)
 
     def stop(self, workflow_id: str, job_id: str) -> bool:
         """Tell a running job to stop; True if it was running here."""

@@ -11,10 +11,10 @@ import ray
 
 from wfsched.config import Settings
 from wfsched.control import actors
-from wfsched.control.scheduler_state import Outcome, SchedulerState, StartJob, StopJob
+from wfsched.control.scheduler_state import Command, Outcome, SchedulerState, StartJob
+from wfsched.models.event import Event
 from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
 from wfsched.store.sqlite import SqliteRunStore
-from wfsched.types import Handle
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ class SchedulerActor:
         # Started now: a worker process takes seconds to start and import the job runners.
         self._branch_hosts = {i: actors.branch_host(settings, i) for i in range(settings.branch_actors)}
         self._reconciler: asyncio.Task[None] | None = None
+        self._outbox: dict[int, list[Command]] = {}
+        self._events_out: list[Event] = []
+        self._flush_scheduled = False
         self._apply(self.state.recover())
 
     async def ready(self) -> bool:
@@ -80,17 +83,34 @@ class SchedulerActor:
         return len(self.state.admission.active_users)
 
     def _apply(self, outcome: Outcome) -> None:
-        """Carry out commands and publish events; fire-and-forget, so the loop never waits."""
-        for command in outcome.commands:
-            if isinstance(command, StartJob):
-                self._branch(command.job.workflow_id, command.job.branch).start_job.remote(command)
-            elif isinstance(command, StopJob):
-                self._branch(command.workflow_id, command.branch).stop_job.remote(command.workflow_id, command.job_id)
-        if outcome.events:
-            self.progress.publish.remote(outcome.events)
+        """Queue commands and events; they go out together once the calls at hand are done.
 
-    def _branch(self, workflow_id: str, branch: str) -> Handle:
-        return self._branch_hosts[actors.branch_index(self.settings, workflow_id, branch)]
+        Batching makes one call per lane host and one publish per loop turn instead of one per
+        job: under load that is most of the scheduler's work. Commands to a host keep their order.
+        """
+        for command in outcome.commands:
+            self._outbox.setdefault(self._host_of(command), []).append(command)
+        self._events_out += outcome.events
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self._flush)
+            except RuntimeError:  # no loop yet: in __init__, during recovery
+                self._flush()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        outbox, self._outbox = self._outbox, {}
+        events, self._events_out = self._events_out, []
+        for index, commands in outbox.items():
+            self._branch_hosts[index].apply.remote(commands)
+        if events:
+            self.progress.publish.remote(events)
+
+    def _host_of(self, command: Command) -> int:
+        workflow_id = command.job.workflow_id if isinstance(command, StartJob) else command.workflow_id
+        branch = command.job.branch if isinstance(command, StartJob) else command.branch
+        return actors.branch_index(self.settings, workflow_id, branch)
 
     def _ensure_reconciler(self) -> None:
         if self._reconciler is None:
@@ -114,9 +134,8 @@ class SchedulerActor:
             for job in run.running()
             if job.started_at is not None and job.started_at < settled_before
         ]
-        hosts = {id(h): h for h in (self._branch(job.workflow_id, job.branch) for _, job in running)}
         known: set[tuple[str, str]] = set()
-        for host in hosts.values():
+        for host in self._branch_hosts.values():
             known.update(tuple(k) for k in await host.known_jobs.remote())
         for run, job in running:
             # Re-check: the loop may have moved on while we awaited the hosts.
