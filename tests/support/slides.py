@@ -66,7 +66,11 @@ def write_slide(
 ) -> Path:
     """Write `image` as a tiled, compressed, pyramidal TIFF; `mpp=None` leaves out the pixel size."""
     path = Path(path)
-    options: dict[str, object] = {"tile": (tile_px, tile_px), "compression": compression, "photometric": "rgb"}
+    options: dict[str, object] = {
+        "tile": (tile_px, tile_px),
+        "compression": compression,
+        "photometric": "rgb",
+    }
     if mpp is not None:
         # TIFF resolution is pixels per unit: 10_000 µm per cm.
         options.update(resolution=(1e4 / mpp, 1e4 / mpp), resolutionunit="CENTIMETER")

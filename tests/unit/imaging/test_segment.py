@@ -1,0 +1,51 @@
+"""The segmentation task's plain function with the real brightfield_nuclei weights on a real crop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wfsched.assets import resolve_model
+from wfsched.exceptions import JobError, ModelNotFoundError
+from wfsched.imaging.segment import SegmentSpec, load_model, model_info, segment_tiles_local
+from wfsched.imaging.slide import inspect_slide, working_mpp
+from wfsched.imaging.tiling import all_tiles, make_grid
+
+
+def test_tiles_yield_whole_nuclei_inside_their_cores(real_crop: Path, nuclei_model: Path) -> None:
+    info = inspect_slide(real_crop)
+    model = model_info(str(nuclei_model))
+    assert model.pixel_size_um == 0.5 and not model.cells_and_nuclei
+    grid = make_grid(
+        (info.width_px, info.height_px), info.mpp, working_mpp(info, 0.5), tile_px=512, halo_px=96
+    )
+    tiles = all_tiles(grid)
+    results = segment_tiles_local(SegmentSpec(info, grid, str(nuclei_model)), tiles[:2], device="cpu")
+    assert [r.tile_index for r in results] == [0, 1]
+    for tile, result in zip(tiles, results, strict=False):
+        assert len(result.objects) > 5  # cores are the tile less its halo: 320 × 320 px here
+        assert int(result.labels.max()) == len(result.objects)
+        areas_um2 = np.array([o.area_px for o in result.objects]) * grid.working_mpp**2
+        assert 5 < np.median(areas_um2) < 150  # nuclei, not tissue blobs or noise
+        x, y, w, h = tile.core
+        assert all(x <= o.centroid_px[0] < x + w and y <= o.centroid_px[1] < y + h for o in result.objects)
+
+
+def test_model_is_loaded_once_per_process(nuclei_model: Path) -> None:
+    assert load_model(str(nuclei_model), "cpu") is load_model(str(nuclei_model), "cpu")
+
+
+def test_missing_or_bad_models_fail_clearly(tmp_path: Path, nuclei_model: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="wfsched fetch"):
+        resolve_model("brightfield_nuclei", tmp_path)
+    with pytest.raises(ModelNotFoundError, match="unknown model"):
+        resolve_model("no_such_model", tmp_path)
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        resolve_model(str(tmp_path / "x.pt"), tmp_path)
+    assert resolve_model(str(nuclei_model), tmp_path) == nuclei_model.resolve()
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not torchscript")
+    with pytest.raises(JobError, match="not a TorchScript"):
+        load_model(str(junk), "cpu")

@@ -1,0 +1,188 @@
+"""Whole-slide segmentation as plain functions: plan tiles, fan batches out, stitch, write outputs.
+
+The fan-out takes a `SubmitBatch` callable, so the job runner passes one that starts Ray tasks
+and unit tests pass one that runs `segment_tiles_local` in-process; nothing here imports ray.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wfsched.imaging.checkpoint import TileCheckpoints
+from wfsched.imaging.outputs import DetectionWriter, LabelImageWriter, detection_feature
+from wfsched.imaging.segment import SegmentSpec, Target, model_info
+from wfsched.imaging.slide import SlideInfo, working_mpp
+from wfsched.imaging.stitch import TileResult
+from wfsched.imaging.tiling import Tile, all_tiles, batches, make_grid, plan_tiles
+from wfsched.imaging.tissue import TissueMask
+
+DETECTIONS_NAME = "detections.geojson"
+LABELS_NAME = "labels.zarr"
+CHECKPOINT_DIR = "tiles"
+
+# How often the fan-out wakes to check for cancellation while batches run.
+_POLL_INTERVAL_S = 0.25
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A batch in flight: its result, and how to stop it."""
+
+    future: Future[list[TileResult]]
+    cancel: Callable[[], None]
+
+
+SubmitBatch = Callable[[SegmentSpec, list[Tile]], Submitted]
+
+
+@dataclass(frozen=True)
+class SegmentationPlan:
+    spec: SegmentSpec
+    tiles: list[Tile]
+    total_tiles: int
+
+
+def plan_segmentation(
+    info: SlideInfo,
+    model_path: Path,
+    tissue: TissueMask | None,
+    *,
+    tile_px: int,
+    halo_px: int,
+    target: Target,
+) -> SegmentationPlan:
+    """Tiles at the model's pixel size over tissue only; the spec every batch carries."""
+    model = model_info(str(model_path))
+    grid = make_grid(
+        (info.width_px, info.height_px), info.mpp, working_mpp(info, model.pixel_size_um), tile_px, halo_px
+    )
+    mask = None if tissue is None else tissue.mask
+    tiles = plan_tiles(grid, mask, None if tissue is None else tissue.mask_mpp)
+    spec = SegmentSpec(slide=info, grid=grid, model_path=str(model_path), target=target)
+    return SegmentationPlan(spec=spec, tiles=tiles, total_tiles=len(all_tiles(grid)))
+
+
+def run_batches(
+    spec: SegmentSpec,
+    tiles: Sequence[Tile],
+    submit: SubmitBatch,
+    checkpoints: TileCheckpoints,
+    *,
+    batch_size: int,
+    max_in_flight: int,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+    check_cancelled: Callable[[], None] = lambda: None,
+) -> int:
+    """Segment the tiles without a checkpoint, `max_in_flight` batches at a time; returns how many ran.
+
+    Every finished batch is checkpointed before progress is reported, so a crash loses at most the
+    batches in flight. On any exception (cancellation included) the batches in flight are cancelled.
+    """
+    done_before = checkpoints.done_indices()
+    todo = [tile for tile in tiles if tile.index not in done_before]
+    total, done = len(tiles), len(tiles) - len(todo)
+    on_progress(done, total)
+    queue = deque(batches(todo, batch_size))
+    in_flight: dict[Future[list[TileResult]], Submitted] = {}
+    try:
+        while queue or in_flight:
+            check_cancelled()
+            while queue and len(in_flight) < max_in_flight:
+                submitted = submit(spec, queue.popleft())
+                in_flight[submitted.future] = submitted
+            finished, _ = wait(in_flight, timeout=_POLL_INTERVAL_S, return_when=FIRST_COMPLETED)
+            for future in finished:
+                del in_flight[future]
+                for result in future.result():
+                    checkpoints.save(result)
+                    done += 1
+                on_progress(done, total)
+    except BaseException:
+        for submitted in in_flight.values():
+            submitted.cancel()
+        raise
+    return len(todo)
+
+
+def assemble_outputs(
+    plan: SegmentationPlan, checkpoints: TileCheckpoints, output_dir: Path
+) -> dict[str, Any]:
+    """Stitch the checkpointed tiles in tile order into the GeoJSON and the label image."""
+    class_name = "Cell" if plan.spec.target == "cells" else "Nucleus"
+    labels = LabelImageWriter(output_dir / LABELS_NAME, plan.spec.grid, class_name)
+    next_id, seam_duplicates = 1, 0
+    with DetectionWriter(output_dir / DETECTIONS_NAME) as detections:
+        for tile in plan.tiles:
+            result = checkpoints.load(tile.index)
+            kept = labels.paste(result, next_id)
+            seam_duplicates += len(result.objects) - len(kept)
+            for local_label in kept:
+                detections.write(
+                    detection_feature(result.objects[local_label - 1], next_id, plan.spec.grid, class_name)
+                )
+                next_id += 1
+    return {"cell_count": next_id - 1, "seam_duplicates_dropped": seam_duplicates, "class_name": class_name}
+
+
+def segment_slide(
+    plan: SegmentationPlan,
+    submit: SubmitBatch,
+    output_dir: Path,
+    *,
+    batch_size: int,
+    max_in_flight: int,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+    check_cancelled: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """Run a planned segmentation end to end; resumes from checkpoints under `output_dir`."""
+    started_s = time.monotonic()
+    checkpoints = TileCheckpoints(output_dir / CHECKPOINT_DIR, plan.spec.grid.fingerprint())
+    ran = run_batches(
+        plan.spec,
+        plan.tiles,
+        submit,
+        checkpoints,
+        batch_size=batch_size,
+        max_in_flight=max_in_flight,
+        on_progress=on_progress,
+        check_cancelled=check_cancelled,
+    )
+    segmented_s = time.monotonic()
+    summary = assemble_outputs(plan, checkpoints, output_dir)
+    # The outputs now hold everything the checkpoints did; keeping both would double the disk use.
+    checkpoints.clear()
+    grid = plan.spec.grid
+    summary.update(
+        {
+            "tiles_total": plan.total_tiles,
+            "tiles_segmented": len(plan.tiles),
+            "tiles_skipped_background": plan.total_tiles - len(plan.tiles),
+            "tiles_resumed_from_checkpoint": len(plan.tiles) - ran,
+            "tile_px": grid.tile_px,
+            "halo_px": grid.halo_px,
+            "working_pixel_size_um": grid.working_mpp,
+            "level0_pixel_size_um": grid.level0_mpp,
+            "label_scale_to_level0": grid.scale_to_level0,
+            "segment_s": round(segmented_s - started_s, 3),
+            "stitch_s": round(time.monotonic() - segmented_s, 3),
+        }
+    )
+    return summary
+
+
+def run_in_process(spec: SegmentSpec, tiles: list[Tile]) -> Submitted:
+    """A SubmitBatch that segments on the calling thread (tests, benchmarks, a Ray-less CLI)."""
+    from wfsched.imaging.segment import segment_tiles_local
+
+    future: Future[list[TileResult]] = Future()
+    try:
+        future.set_result(segment_tiles_local(spec, tiles))
+    except BaseException as error:  # the fan-out re-raises it from future.result()
+        future.set_exception(error)
+    return Submitted(future=future, cancel=lambda: None)
