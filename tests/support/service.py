@@ -32,6 +32,8 @@ def test_settings(base: Path, **overrides: Any) -> Settings:
         "results_dir": base / "results",
         "job_modules": (TEST_JOB_MODULE,),
         "reconcile_interval_s": 1.0,
+        # GPU-shaped tasks on the logical GPU of ray_init_options; the code runs on the CPU.
+        "num_gpus_per_task": 0.5,
     }
     return Settings.from_env(**{**defaults, **overrides})
 
