@@ -68,8 +68,8 @@ def _tissue_for(ctx: JobContext, params: CellSegmentationParams) -> tuple[Tissue
     tissue_params = TissueMaskParams.model_validate(
         {"pixel_size_um": params.pixel_size_um, "dark_background": params.dark_background}
     )
-    tissue, level0_mpp = compute_tissue(ctx.image_path, tissue_params)
-    write_tissue_outputs(tissue, level0_mpp, ctx.output_dir)
+    tissue, info = compute_tissue(ctx.image_path, tissue_params)
+    write_tissue_outputs(tissue, info, ctx.output_dir)
     return tissue, "computed"
 
 

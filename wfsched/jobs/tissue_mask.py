@@ -7,17 +7,21 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+import tiffslide
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from wfsched.exceptions import JobError
+from wfsched.exceptions import JobError, SlideReadError
 from wfsched.imaging.outputs import tissue_feature_collection, write_mask_png
-from wfsched.imaging.slide import open_slide, slide_info
+from wfsched.imaging.slide import SlideInfo, open_slide, slide_info
 from wfsched.imaging.tissue import TissueMask, TissueOptions, tissue_mask_of
 from wfsched.jobs.registry import JobContext, JobType, UpstreamJob
 
 MASK_NAME = "tissue_mask.png"
 GEOJSON_NAME = "tissue.geojson"
+THUMBNAIL_NAME = "thumbnail.png"
+# Long side of the display thumbnail: enough to see the cells drawn over it in a browser.
+THUMBNAIL_PX = 1024
 
 
 class TissueMaskParams(BaseModel):
@@ -42,19 +46,38 @@ class TissueMaskParams(BaseModel):
         )
 
 
-def compute_tissue(image_path: Path, params: TissueMaskParams) -> tuple[TissueMask, float]:
-    """The tissue mask of a slide and the slide's level-0 pixel size."""
+def compute_tissue(
+    image_path: Path, params: TissueMaskParams, thumbnail_to: Path | None = None
+) -> tuple[TissueMask, SlideInfo]:
+    """The tissue mask of a slide and what the slide is; a display thumbnail too if asked."""
     slide = open_slide(image_path)
     try:
         info = slide_info(slide, image_path, params.pixel_size_um)
-        return tissue_mask_of(slide, info, params.options()), info.mpp
+        if thumbnail_to is not None:
+            write_thumbnail(slide, thumbnail_to)
+        return tissue_mask_of(slide, info, params.options()), info
     finally:
         slide.close()
 
 
-def write_tissue_outputs(tissue: TissueMask, level0_mpp: float, output_dir: Path) -> dict[str, Any]:
+def write_thumbnail(slide: tiffslide.TiffSlide, path: Path) -> None:
+    """The slide at most THUMBNAIL_PX on its long side, for people to look at (the web UI)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        slide.get_thumbnail((THUMBNAIL_PX, THUMBNAIL_PX)).convert("RGB").save(path)
+    except Exception as error:  # tiffslide/tifffile raise many kinds for unreadable pixel data
+        raise SlideReadError(
+            f"cannot read a thumbnail of {slide.properties.get('tiffslide.vendor', 'the slide')}: {error}"
+        ) from error
+
+
+def write_tissue_outputs(tissue: TissueMask, info: SlideInfo, output_dir: Path) -> dict[str, Any]:
+    level0_mpp = info.mpp
     output_dir.mkdir(parents=True, exist_ok=True)
     write_mask_png(tissue.mask, output_dir / MASK_NAME)
+    artifacts = [MASK_NAME, GEOJSON_NAME]
+    if (output_dir / THUMBNAIL_NAME).exists():
+        artifacts.append(THUMBNAIL_NAME)
     collection = tissue_feature_collection(tissue.mask, tissue.mask_mpp, level0_mpp, tissue.area_mm2)
     (output_dir / GEOJSON_NAME).write_text(json.dumps(collection), encoding="utf-8")
     return {
@@ -63,19 +86,20 @@ def write_tissue_outputs(tissue: TissueMask, level0_mpp: float, output_dir: Path
         "mask_pixel_size_um": tissue.mask_mpp,
         "mask_scale_to_level0": tissue.mask_mpp / level0_mpp,
         "threshold": round(tissue.threshold, 6),
-        "tissue_pieces": len(collection["features"][0]["geometry"]["coordinates"])
-        if collection["features"]
-        else 0,
+        "tissue_pieces": len(collection["features"][0]["geometry"]["coordinates"]) if collection["features"] else 0,
         "mask_file": MASK_NAME,
-        "artifacts": [MASK_NAME, GEOJSON_NAME],
+        "slide_width_px": info.width_px,
+        "slide_height_px": info.height_px,
+        "slide_pixel_size_um": info.mpp,
+        "artifacts": artifacts,
     }
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
     params = cast(TissueMaskParams, ctx.params)
-    tissue, level0_mpp = compute_tissue(ctx.image_path, params)
+    tissue, info = compute_tissue(ctx.image_path, params, ctx.output_dir / THUMBNAIL_NAME)
     ctx.check_cancelled()
-    return write_tissue_outputs(tissue, level0_mpp, ctx.output_dir)
+    return write_tissue_outputs(tissue, info, ctx.output_dir)
 
 
 def load_upstream_mask(upstream: UpstreamJob) -> TissueMask:
@@ -84,9 +108,7 @@ def load_upstream_mask(upstream: UpstreamJob) -> TissueMask:
     try:
         mask = np.asarray(Image.open(path)) > 0
     except OSError as error:
-        raise JobError(
-            f"the tissue mask of upstream job {upstream.job_id!r} cannot be read: {error}"
-        ) from error
+        raise JobError(f"the tissue mask of upstream job {upstream.job_id!r} cannot be read: {error}") from error
     return TissueMask(
         mask=mask,
         mask_mpp=float(upstream.result["mask_pixel_size_um"]),

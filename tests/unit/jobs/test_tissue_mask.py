@@ -28,7 +28,8 @@ def _ctx(image: Path, out: Path, **params: object) -> JobContext:
 def test_writes_mask_annotation_and_area(make_slide: Callable[..., Path], tmp_path: Path) -> None:
     image = make_slide(height_px=2048, width_px=2048, blobs=[(1024, 1024, 600)], mpp=0.5)
     result = run(_ctx(image, tmp_path / "out"))
-    assert result["artifacts"] == ["tissue_mask.png", "tissue.geojson"]
+    assert result["artifacts"] == ["tissue_mask.png", "tissue.geojson", "thumbnail.png"]
+    assert result["slide_width_px"] > 0 and result["slide_pixel_size_um"] > 0
     assert all((tmp_path / "out" / name).is_file() for name in result["artifacts"])
     assert result["tissue_area_mm2"] == pytest.approx(3.14159 * 0.3**2, rel=0.05)
     assert 0 < result["tissue_fraction"] < 1 and 7.5 <= result["mask_pixel_size_um"] <= 10
