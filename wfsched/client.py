@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,6 +21,36 @@ class ApiError(RuntimeError):
         self.code = str(body.get("error", "error"))
         self.detail = str(body.get("detail", body))
         super().__init__(f"{status_code} {self.code}: {self.detail}")
+
+
+@dataclass
+class SseMessage:
+    """One Server-Sent Events message: its id, event type and JSON data (None for a comment)."""
+
+    id: str | None
+    event: str | None
+    data: dict[str, Any] | None
+    comment: str | None = None
+
+
+def iter_sse(lines: Iterator[str]) -> Iterator[SseMessage]:
+    """Parse the lines of a text/event-stream into messages; comments (heartbeats) come through too."""
+    fields: dict[str, str] = {}
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data or fields:
+                yield SseMessage(fields.get("id"), fields.get("event"), json.loads("\n".join(data)) if data else None)
+            fields, data = {}, []
+        elif line.startswith(":"):
+            yield SseMessage(None, None, None, comment=line[1:].strip())
+        else:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            else:
+                fields[name] = value
 
 
 class Client:

@@ -6,6 +6,7 @@ Actors never read the environment themselves; they get this object (it pickles).
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -51,6 +52,12 @@ class Settings:
     api_num_cpus: float = 0.0
     # How often the scheduler re-checks that every running job is still running somewhere.
     reconcile_interval_s: float = 5.0
+    # A comment line on idle streams this often keeps proxies from closing them (~15 s is common).
+    heartbeat_s: float = 15.0
+    # Signs stream tokens (browsers cannot send X-User-ID on EventSource/WebSocket). Random per
+    # start unless set: every replica gets this same object, and tokens live minutes only.
+    stream_token_secret: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    stream_token_ttl_s: float = 300.0
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; None values leave a field as it is."""
@@ -78,7 +85,7 @@ def _coerce(name: str, value: Any) -> Any:
         return _positive_int(name, value)
     if name in ("branch_actors", "api_replicas"):
         return _positive_int(name, value)
-    if name in ("num_gpus_per_task", "api_num_cpus", "reconcile_interval_s"):
+    if name in ("num_gpus_per_task", "api_num_cpus", "reconcile_interval_s", "heartbeat_s", "stream_token_ttl_s"):
         number = float(value)
         if number < 0:
             raise ValueError(f"{name} must be >= 0, got {value!r}")

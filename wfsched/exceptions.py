@@ -4,6 +4,7 @@
     ├── NotFoundError          a workflow, job or artifact the caller may not see or that does not exist
     ├── InvalidWorkflowError   a submission that cannot run (bad job, cycle, deadlock, bad params)
     ├── InvalidRequestError    a request that is malformed outside the workflow body (user id, cursor)
+    ├── UnauthorizedError      a stream token that is invalid or expired
     ├── ConflictError          an action that the current state forbids
     ├── QuotaExceededError     a request over a configured limit
     └── JobError               a job that failed while it ran
@@ -37,6 +38,10 @@ class NotFoundError(WfschedError):
 
 class InvalidRequestError(WfschedError):
     code = "invalid_request"
+
+
+class UnauthorizedError(WfschedError):
+    code = "unauthorized"
 
 
 class InvalidWorkflowError(WfschedError):

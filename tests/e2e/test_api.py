@@ -119,7 +119,7 @@ def test_submission_errors_name_the_job_and_reason(make_user: Callable[[str], Ap
 
 def test_docs_and_health(make_user: Callable[[str], Api]) -> None:
     base = make_user("eve").base_url
-    assert httpx.get(base + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(base + "/healthz").json()["status"] == "ok"
     assert httpx.get(base + "/docs").status_code == 200
     assert httpx.get(base + "/redoc").status_code == 200
     spec = httpx.get(base + "/openapi.json").json()

@@ -34,6 +34,7 @@ def test_settings(base: Path, **overrides: Any) -> Settings:
         "reconcile_interval_s": 1.0,
         # GPU-shaped tasks on the logical GPU of ray_init_options; the code runs on the CPU.
         "num_gpus_per_task": 0.5,
+        "heartbeat_s": 1.0,
     }
     return Settings.from_env(**{**defaults, **overrides})
 

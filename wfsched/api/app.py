@@ -1,16 +1,21 @@
-"""The FastAPI app: routers, the error mapping, the body limit. Serve wraps it in ingress.py."""
+"""The FastAPI app: routers, the error mapping, the body limit, the web page. Serve wraps it (ingress.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 import wfsched
 from wfsched.api.errors import install_error_handlers
 from wfsched.api.limits import BodySizeLimit
-from wfsched.api.routes import artifacts, deps, jobs, progress, workflows
+from wfsched.api.routes import artifacts, deps, jobs, progress, streams, workflows
 from wfsched.api.routes.deps import ServiceDep
 from wfsched.api.tenancy import user_id
+
+WEB_DIR = Path(wfsched.__file__).parent / "web"
 
 
 def create_app() -> FastAPI:
@@ -18,16 +23,27 @@ def create_app() -> FastAPI:
         title="wfsched",
         version=wfsched.__version__,
         description="Branch-aware, multi-tenant workflow scheduling for whole-slide-image inference. "
-        "Every /api call carries `X-User-ID`; a user sees only their own workflows.",
+        "Every /api call carries `X-User-ID`; a user sees only their own workflows. Streams also take "
+        "a short-lived `?token=` from `POST /api/stream-tokens`, for browsers.",
     )
     api = APIRouter(prefix="/api", dependencies=[Depends(user_id)])
     for module in (workflows, jobs, artifacts, progress):
         api.include_router(module.router)
+    api.include_router(streams.tokens_router)
     app.include_router(api)
+    # Streams authenticate by header or by token, so they sit outside the header-only router.
+    app.include_router(streams.router, prefix="/api")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
+    app.mount("/web", StaticFiles(directory=WEB_DIR, check_dir=False), name="web")
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=deps.max_body_bytes)
     return app
+
+
+async def index() -> FileResponse:
+    """The web UI."""
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
 
 
 async def healthz(service: ServiceDep) -> JSONResponse:
@@ -36,4 +52,4 @@ async def healthz(service: ServiceDep) -> JSONResponse:
         ready = await service.ready()
     except Exception as exc:  # readiness reports any failure instead of raising it
         return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ok" if ready else "starting"})
+    return JSONResponse({"status": "ok" if ready else "starting", "open_streams": service.open_streams})

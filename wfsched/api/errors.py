@@ -15,12 +15,14 @@ from wfsched.exceptions import (
     InvalidWorkflowError,
     NotFoundError,
     QuotaExceededError,
+    UnauthorizedError,
     WfschedError,
 )
 
 STATUS_BY_ERROR: dict[type[WfschedError], int] = {
     NotFoundError: 404,
     InvalidRequestError: 400,
+    UnauthorizedError: 401,
     InvalidWorkflowError: 422,
     ConflictError: 409,
     QuotaExceededError: 429,

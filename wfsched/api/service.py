@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import ray
 from ray.exceptions import RayTaskError
 
+from wfsched.api import tokens
 from wfsched.config import Settings
 from wfsched.control import actors
 from wfsched.control.lane import job_output_dir
@@ -17,6 +21,7 @@ from wfsched.dag.validation import validate_workflow
 from wfsched.exceptions import InvalidRequestError, NotFoundError, WfschedError
 from wfsched.imaging.slide import resolve_in_data_roots
 from wfsched.jobs.registry import JobType, load_job_types
+from wfsched.models.event import Event, EventType
 from wfsched.models.state import (
     JobProgress,
     JobRecord,
@@ -43,13 +48,24 @@ async def call(ref: Awaitable[T]) -> T:
         raise
 
 
+async def long_poll(ref: Awaitable[T]) -> T:
+    """Await a long-poll; if the caller goes away (a client disconnected), cancel it in the actor."""
+    try:
+        return await call(ref)
+    except asyncio.CancelledError:
+        ray.cancel(ref)  # type: ignore[arg-type]
+        raise
+
+
 class Service:
-    """One per Api replica: the settings, the job types and the scheduler's handle."""
+    """One per Api replica: the settings, the job types and the handles of the named actors."""
 
     def __init__(self, settings: Settings, job_types: dict[str, JobType] | None = None) -> None:
         self.settings = settings
         self.job_types = job_types if job_types is not None else load_job_types(settings)
         self.scheduler: Handle = actors.scheduler(settings)
+        self.progress_actor: Handle = actors.progress(settings)
+        self.open_streams = 0
 
     async def ready(self) -> bool:
         return await call(self.scheduler.ready.remote())
@@ -119,6 +135,65 @@ class Service:
     async def progress(self, user_id: str, workflow_id: str) -> ProgressSnapshot:
         record, jobs = await self._workflow(user_id, workflow_id)
         return progress_snapshot(record, jobs)
+
+    async def workflow_events(self, user_id: str, workflow_id: str, after_seq: int) -> AsyncIterator[Event | None]:
+        """The workflow's events after `after_seq`, None at each idle heartbeat; ends after the last."""
+        record = await self.owned(user_id, workflow_id)
+        with self._counted_stream():
+            async for event in self._workflow_events(user_id, record, after_seq):
+                yield event
+
+    async def _workflow_events(
+        self, user_id: str, record: WorkflowRecord, after_seq: int
+    ) -> AsyncIterator[Event | None]:
+        workflow_id = record.workflow_id
+        while True:
+            # A finished workflow's stream has nothing more to wait for: read what is left and end.
+            timeout_s = 0.0 if record.status.finished else self.settings.heartbeat_s
+            events: list[Event] = await long_poll(self.progress_actor.wait.remote(workflow_id, after_seq, timeout_s))
+            for event in events:
+                yield event
+                after_seq = event.seq
+                if event.type == EventType.workflow_finished:
+                    return
+            if not events:
+                if record.status.finished:
+                    return
+                yield None
+                record = await self.owned(user_id, workflow_id)
+
+    async def user_events(self, user_id: str, after_id: int) -> AsyncIterator[Event | None]:
+        """All of the user's events after the global `after_id`, None at each idle heartbeat; endless."""
+        with self._counted_stream():
+            async for event in self._user_events(user_id, after_id):
+                yield event
+
+    async def _user_events(self, user_id: str, after_id: int) -> AsyncIterator[Event | None]:
+        while True:
+            events: list[Event] = await long_poll(
+                self.progress_actor.wait_user.remote(user_id, after_id, self.settings.heartbeat_s)
+            )
+            for event in events:
+                yield event
+                after_id = event.id or after_id
+            if not events:
+                yield None
+
+    async def owned(self, user_id: str, workflow_id: str) -> WorkflowRecord:
+        """The workflow's record if the user owns it, else NotFoundError."""
+        return await call(self.scheduler.owned.remote(user_id, workflow_id))  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def _counted_stream(self) -> Iterator[None]:
+        """Count open streams, so a test (and /healthz) can see that closed ones are gone."""
+        self.open_streams += 1
+        try:
+            yield
+        finally:
+            self.open_streams -= 1
+
+    def stream_token(self, user_id: str) -> tuple[str, float]:
+        return tokens.issue(user_id, self.settings.stream_token_secret, self.settings.stream_token_ttl_s)
 
     async def _workflow(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, list[JobRecord]]:
         return await call(self.scheduler.workflow.remote(user_id, workflow_id))  # type: ignore[no-any-return]

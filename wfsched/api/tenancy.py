@@ -1,25 +1,46 @@
-"""The tenant of a request: the `X-User-ID` header, required on every /api call."""
+"""The tenant of a request: the `X-User-ID` header, required on every /api call.
+
+Streams also accept a signed stream token (`?token=`), for browsers' EventSource and WebSocket.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Query
 
+from wfsched.api import tokens
+from wfsched.api.routes.deps import service
 from wfsched.exceptions import InvalidRequestError
 
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,128}")
 
+UserHeader = Annotated[str | None, Header(description="Who is asking: `[A-Za-z0-9._@-]{1,128}`.")]
 
-def user_id(
-    x_user_id: Annotated[str | None, Header(description="Who is asking: `[A-Za-z0-9._@-]{1,128}`.")] = None,
-) -> str:
+
+def user_id(x_user_id: UserHeader = None) -> str:
     if x_user_id is None:
         raise InvalidRequestError("the X-User-ID header is required")
-    if not USER_ID_PATTERN.fullmatch(x_user_id):
+    return checked(x_user_id)
+
+
+def stream_user_id(
+    x_user_id: UserHeader = None,
+    token: Annotated[str | None, Query(description="A stream token, where a header cannot be sent.")] = None,
+) -> str:
+    if x_user_id is not None:
+        return checked(x_user_id)
+    if token is None:
+        raise InvalidRequestError("the X-User-ID header or a stream token (?token=) is required")
+    return tokens.verify(token, service().settings.stream_token_secret)
+
+
+def checked(candidate: str) -> str:
+    if not USER_ID_PATTERN.fullmatch(candidate):
         raise InvalidRequestError("X-User-ID must be 1 to 128 characters of A-Z a-z 0-9 . _ @ -")
-    return x_user_id
+    return candidate
 
 
 UserId = Annotated[str, Depends(user_id)]
+StreamUserId = Annotated[str, Depends(stream_user_id)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import ray
 
 from wfsched.config import Settings
@@ -15,13 +17,33 @@ class ProgressActor:
     def __init__(self, settings: Settings) -> None:
         # The scheduler is the one writer; this only reads back what a publish missed.
         self._store = SqliteRunStore(settings.db)
-        self.state = ProgressState(self._store.events_after)
+        self.state = ProgressState(self._store.events_after, self._store.user_events_after)
 
-    async def publish(self, events: list[Event]) -> None:
+    async def publish(self, events: list[tuple[str, Event]]) -> None:
         self.state.publish(events)
 
     async def wait(self, workflow_id: str, after_seq: int, timeout_s: float) -> list[Event]:
         return await self.state.wait(workflow_id, after_seq, timeout_s)
 
-    async def waiters(self) -> int:
-        return self.state.waiters
+    async def wait_user(self, user_id: str, after_id: int, timeout_s: float) -> list[Event]:
+        return await self.state.wait_user(user_id, after_id, timeout_s)
+
+    async def stats(self) -> dict[str, int]:
+        """What the fan-out holds now: waiting long-polls, workflows in memory, pending asyncio tasks."""
+        import asyncio
+
+        return {
+            "waiters": self.state.waiters,
+            "workflows_in_memory": self.state.workflows_in_memory,
+            "tasks": len(asyncio.all_tasks()),
+            "rss_bytes": _rss_bytes(),
+        }
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0

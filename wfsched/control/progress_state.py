@@ -1,7 +1,9 @@
 """The progress fan-out: recent events per workflow and long-poll waiters. No Ray here.
 
-Events are persisted by the scheduler before they are published here; this keeps a window of
-recent ones in memory and reads older ones (or ones a lost publish missed) back from the store.
+Events are persisted by the scheduler before they are published here. A workflow's recent events
+are kept in memory; older ones, a user's stream of all their workflows, and anything a lost
+publish missed are read back from the store. `wait` is Serve's LongPollHost pattern: a caller
+passes the position it has and gets what is newer at once, or waits for it.
 """
 
 from __future__ import annotations
@@ -17,69 +19,100 @@ EVENTS_PER_WORKFLOW = 512
 # Workflows kept in memory; the least recently touched is dropped first.
 WORKFLOWS_IN_MEMORY = 2_000
 
+ReadAfter = Callable[[str, int], list[Event]]
+
+
+class _Waiters:
+    """Long-poll waiters keyed by workflow or user: woken on publish, gone when none waits."""
+
+    def __init__(self) -> None:
+        self._changed: dict[str, asyncio.Event] = {}
+        self._count: dict[str, int] = {}
+
+    @property
+    def total(self) -> int:
+        return sum(self._count.values())
+
+    def wake(self, key: str) -> None:
+        changed = self._changed.pop(key, None)
+        if changed is not None:
+            changed.set()
+
+    async def wait(self, key: str, timeout_s: float) -> bool:
+        """True if woken, False at the timeout; a cancelled wait leaves nothing behind either."""
+        changed = self._changed.setdefault(key, asyncio.Event())
+        self._count[key] = self._count.get(key, 0) + 1
+        try:
+            await asyncio.wait_for(changed.wait(), timeout_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._count[key] -= 1
+            if not self._count[key]:
+                del self._count[key]
+                if self._changed.get(key) is changed:
+                    del self._changed[key]
+
 
 class ProgressState:
-    """Per-workflow event windows with waiters; `wait` is the long-poll of Serve's LongPollHost."""
-
-    def __init__(self, read_after: Callable[[str, int], list[Event]]) -> None:
+    def __init__(self, read_after: ReadAfter, read_user_after: ReadAfter) -> None:
         self._read_after = read_after
+        self._read_user_after = read_user_after
         self._events: OrderedDict[str, list[Event]] = OrderedDict()
-        self._changed: dict[str, asyncio.Event] = {}
-        self._waiters: dict[str, int] = {}
+        self._workflow_waiters = _Waiters()
+        self._user_waiters = _Waiters()
 
     @property
     def waiters(self) -> int:
         """How many long-polls wait now (a test checks that disconnects leave none behind)."""
-        return sum(self._waiters.values())
+        return self._workflow_waiters.total + self._user_waiters.total
 
-    def publish(self, events: list[Event]) -> None:
-        for event in events:
-            window = self._window(event.workflow_id)
-            if window and event.seq <= window[-1].seq:
-                continue  # a re-publish after a restart
-            window.append(event)
-            del window[:-EVENTS_PER_WORKFLOW]
-            changed = self._changed.pop(event.workflow_id, None)
-            if changed is not None:
-                changed.set()
+    @property
+    def workflows_in_memory(self) -> int:
+        return len(self._events)
+
+    def publish(self, events: list[tuple[str, Event]]) -> None:
+        """Take events (each with its owner) that the store already holds; wake their waiters."""
+        for user_id, event in events:
+            self._remember([event])
+            self._workflow_waiters.wake(event.workflow_id)
+            self._user_waiters.wake(user_id)
 
     async def wait(self, workflow_id: str, after_seq: int, timeout_s: float) -> list[Event]:
-        """Events after `after_seq`: at once if there are any, else when one comes or at timeout."""
+        """A workflow's events after `after_seq`: at once if any, else when one comes or at timeout."""
         events = self._after(workflow_id, after_seq)
         if events:
             return events
-        changed = self._changed.setdefault(workflow_id, asyncio.Event())
-        self._waiters[workflow_id] = self._waiters.get(workflow_id, 0) + 1
-        try:
-            await asyncio.wait_for(changed.wait(), timeout_s)
-        except TimeoutError:
-            # Nothing was published: look in the store, which a lost publish cannot skip.
-            return self._from_store(workflow_id, after_seq)
-        finally:
-            self._waiters[workflow_id] -= 1
-            if not self._waiters[workflow_id]:
-                del self._waiters[workflow_id]
-                if self._changed.get(workflow_id) is changed:
-                    del self._changed[workflow_id]
+        await self._workflow_waiters.wait(workflow_id, timeout_s)
+        # Woken or not, look again: at a timeout the store catches what a lost publish missed.
         return self._after(workflow_id, after_seq)
+
+    async def wait_user(self, user_id: str, after_id: int, timeout_s: float) -> list[Event]:
+        """All of a user's events after the global `after_id`, the same way."""
+        events = self._read_user_after(user_id, after_id)
+        if events:
+            return events
+        await self._user_waiters.wait(user_id, timeout_s)
+        return self._read_user_after(user_id, after_id)
 
     def _after(self, workflow_id: str, after_seq: int) -> list[Event]:
         window = self._events.get(workflow_id)
         if window and window[0].seq <= after_seq + 1:
             return [e for e in window if e.seq > after_seq]
-        return self._from_store(workflow_id, after_seq)
-
-    def _from_store(self, workflow_id: str, after_seq: int) -> list[Event]:
         events = self._read_after(workflow_id, after_seq)
-        if events:
-            self.publish(events)
+        self._remember(events)
         return events
 
-    def _window(self, workflow_id: str) -> list[Event]:
-        window = self._events.pop(workflow_id, None)
-        if window is None:
-            window = []
-        self._events[workflow_id] = window
+    def _remember(self, events: list[Event]) -> None:
+        for event in events:
+            window = self._events.pop(event.workflow_id, [])
+            self._events[event.workflow_id] = window
+            if window and event.seq <= window[-1].seq:
+                continue  # already here: a re-publish, or read back from the store
+            if window and event.seq != window[-1].seq + 1:
+                window.clear()  # a gap: keep only what is contiguous; the store has the rest
+            window.append(event)
+            del window[:-EVENTS_PER_WORKFLOW]
         while len(self._events) > WORKFLOWS_IN_MEMORY:
             self._events.popitem(last=False)
-        return window

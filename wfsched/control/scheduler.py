@@ -34,7 +34,7 @@ class SchedulerActor:
         self._branch_hosts = {i: actors.branch_host(settings, i) for i in range(settings.branch_actors)}
         self._reconciler: asyncio.Task[None] | None = None
         self._outbox: dict[int, list[Command]] = {}
-        self._events_out: list[Event] = []
+        self._events_out: list[tuple[str, Event]] = []
         self._flush_scheduled = False
         self._apply(self.state.recover())
 
@@ -70,6 +70,9 @@ class SchedulerActor:
 
     async def job_progress(self, workflow_id: str, job_id: str, done: int, total: int) -> None:
         self._apply(self.state.job_progress(workflow_id, job_id, done, total))
+
+    async def owned(self, user_id: str, workflow_id: str) -> WorkflowRecord:
+        return self.state.owned(user_id, workflow_id)
 
     async def workflow(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, list[JobRecord]]:
         return self.state.workflow(user_id, workflow_id)

@@ -43,7 +43,8 @@ class Outcome:
     """What a mutation asks of the actor shell: commands to send, events to publish."""
 
     commands: list[Command] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
+    events: list[tuple[str, Event]] = field(default_factory=list)
+    """Each with its owner's user id."""
 
 
 @dataclass
@@ -143,12 +144,13 @@ class SchedulerState:
         job.progress_done, job.progress_total = done, total
         changes = _Changes()
         changes.jobs[(workflow_id, job_id)] = job
-        self._event(run, EventType.job_progress, {"job_id": job_id, "done": done, "total": total}, changes)
+        data = {"job_id": job_id, "done": done, "total": total, **_rate_and_eta(job, self.clock())}
+        self._event(run, EventType.job_progress, data, changes)
         return self._commit(changes)
 
     def cancel(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, Outcome]:
         """Cancel: pending jobs never start, running ones are told to stop."""
-        record = self._owned(user_id, workflow_id)
+        record = self.owned(user_id, workflow_id)
         run = self.runs.get(workflow_id)
         if run is None:
             raise ConflictError(f"workflow {workflow_id} already {record.status.value}")
@@ -167,7 +169,8 @@ class SchedulerState:
     # ---- reads ------------------------------------------------------------------------------
 
     def workflow(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, list[JobRecord]]:
-        record = self._owned(user_id, workflow_id)
+        """The workflow and its jobs if the user owns it, else NotFoundError."""
+        record = self.owned(user_id, workflow_id)
         return self._with_position(record), self.store.get_jobs(workflow_id)
 
     def list_workflows(
@@ -181,7 +184,7 @@ class SchedulerState:
 
     # ---- internals --------------------------------------------------------------------------
 
-    def _owned(self, user_id: str, workflow_id: str) -> WorkflowRecord:
+    def owned(self, user_id: str, workflow_id: str) -> WorkflowRecord:
         """The workflow if the user owns it; anyone else gets exactly what a missing one gives."""
         run = self.runs.get(workflow_id)
         record = run.record if run else self.store.get_workflow(workflow_id)
@@ -256,4 +259,13 @@ class SchedulerState:
 
     def _commit(self, changes: _Changes) -> Outcome:
         self.store.save(changes.workflows.values(), changes.jobs.values(), changes.events)
-        return Outcome(commands=changes.commands, events=[event for _, event in changes.events])
+        return Outcome(commands=changes.commands, events=changes.events)
+
+
+def _rate_and_eta(job: JobRecord, now: float) -> dict[str, float | None]:
+    """Units per second since the job started, and the seconds left at that rate (None until known)."""
+    elapsed_s = now - job.started_at if job.started_at is not None else 0.0
+    if elapsed_s <= 0 or job.progress_done <= 0:
+        return {"rate_per_s": None, "eta_s": None}
+    rate = job.progress_done / elapsed_s
+    return {"rate_per_s": round(rate, 3), "eta_s": round(max(0, job.progress_total - job.progress_done) / rate, 1)}

@@ -110,9 +110,7 @@ def run_batches(
     return len(todo)
 
 
-def assemble_outputs(
-    plan: SegmentationPlan, checkpoints: TileCheckpoints, output_dir: Path
-) -> dict[str, Any]:
+def assemble_outputs(plan: SegmentationPlan, checkpoints: TileCheckpoints, output_dir: Path) -> dict[str, Any]:
     """Stitch the checkpointed tiles in tile order into the GeoJSON and the label image."""
     class_name = "Cell" if plan.spec.target == "cells" else "Nucleus"
     labels = LabelImageWriter(output_dir / LABELS_NAME, plan.spec.grid, class_name)

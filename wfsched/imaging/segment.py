@@ -96,9 +96,7 @@ def infer_labels(predictor: Any, rgb: npt.NDArray[np.uint8], target: Target) -> 
     return np.asarray(labels[0, channel].to("cpu", torch.int32).numpy(), dtype=np.int32)
 
 
-def segment_tiles_local(
-    spec: SegmentSpec, tiles: Sequence[Tile], device: str | None = None
-) -> list[TileResult]:
+def segment_tiles_local(spec: SegmentSpec, tiles: Sequence[Tile], device: str | None = None) -> list[TileResult]:
     """Read, segment and trim each tile; the plain function under the Ray task."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     predictor = load_model(spec.model_path, device)
@@ -107,8 +105,7 @@ def segment_tiles_local(
     # One reader thread: reads queue up behind each other and run ahead of inference.
     with _lock, ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-reader") as reader:
         pending = [
-            reader.submit(read_window_at_mpp, slide, spec.slide, tile.window, spec.grid.working_mpp)
-            for tile in tiles
+            reader.submit(read_window_at_mpp, slide, spec.slide, tile.window, spec.grid.working_mpp) for tile in tiles
         ]
         for tile, future in zip(tiles, pending, strict=True):
             labels = infer_labels(predictor, future.result(), spec.target)

@@ -78,9 +78,7 @@ def slide_mpp(slide: tiffslide.TiffSlide, override_mpp: float | None = None) -> 
     props = slide.properties
     mpp_x, mpp_y = props.get("tiffslide.mpp-x"), props.get("tiffslide.mpp-y")
     if mpp_x is None:
-        raise SlideReadError(
-            "the slide has no pixel size in its metadata: set `pixel_size_um` in the job's params"
-        )
+        raise SlideReadError("the slide has no pixel size in its metadata: set `pixel_size_um` in the job's params")
     mpp = float(mpp_x) if mpp_y is None else (float(mpp_x) + float(mpp_y)) / 2
     if not _PLAUSIBLE_MPP[0] <= mpp <= _PLAUSIBLE_MPP[1]:
         raise SlideReadError(

@@ -73,9 +73,7 @@ def _core_starts(length_px: int, core_px: int) -> list[int]:
     return list(range(0, length_px, core_px))
 
 
-def _window_span(
-    core_start: int, core_len: int, length_px: int, tile_px: int, halo_px: int
-) -> tuple[int, int]:
+def _window_span(core_start: int, core_len: int, length_px: int, tile_px: int, halo_px: int) -> tuple[int, int]:
     """Start and length of a window along one axis: the core plus halo, slid inside the slide.
 
     Sliding (rather than clipping) keeps every window tile_px long when the slide allows it, so
@@ -111,9 +109,7 @@ def tissue_fraction_in(rect: Rect, mask: npt.NDArray[np.bool_], mask_px_per_grid
     return float(patch.mean()) if patch.size else 0.0
 
 
-def plan_tiles(
-    grid: TileGrid, tissue_mask: npt.NDArray[np.bool_] | None, mask_mpp: float | None = None
-) -> list[Tile]:
+def plan_tiles(grid: TileGrid, tissue_mask: npt.NDArray[np.bool_] | None, mask_mpp: float | None = None) -> list[Tile]:
     """The tiles to segment: those whose core touches tissue (all of them without a mask).
 
     The mask is tested over the core grown by the halo, because a nucleus at the tissue's edge is
@@ -126,11 +122,7 @@ def plan_tiles(
         raise ValueError("mask_mpp is required with a tissue mask")
     scale = grid.working_mpp / mask_mpp
     grown = (_grow(tile.core, grid.halo_px, grid) for tile in tiles)
-    return [
-        tile
-        for tile, rect in zip(tiles, grown, strict=True)
-        if tissue_fraction_in(rect, tissue_mask, scale) > 0
-    ]
+    return [tile for tile, rect in zip(tiles, grown, strict=True) if tissue_fraction_in(rect, tissue_mask, scale) > 0]
 
 
 def _grow(rect: Rect, by_px: int, grid: TileGrid) -> Rect:

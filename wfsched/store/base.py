@@ -18,7 +18,10 @@ class RunStore(Protocol):
         jobs: Iterable[JobRecord] = (),
         events: Iterable[tuple[str, Event]] = (),
     ) -> None:
-        """Insert or update workflows and jobs, append events (each with its owner's user id)."""
+        """Insert or update workflows and jobs, append events (each with its owner's user id).
+
+        Each appended event gets its global `id`, the cursor of a user's stream of all their events.
+        """
         ...
 
     def load_unfinished(self) -> list[tuple[WorkflowRecord, list[JobRecord]]]:
@@ -38,5 +41,7 @@ class RunStore(Protocol):
         ...
 
     def events_after(self, workflow_id: str, after_seq: int, limit: int = 1000) -> list[Event]: ...
+
+    def user_events_after(self, user_id: str, after_id: int, limit: int = 1000) -> list[Event]: ...
 
     def close(self) -> None: ...

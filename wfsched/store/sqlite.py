@@ -100,14 +100,16 @@ class SqliteRunStore:
     ) -> None:
         workflow_rows = [_workflow_row(w) for w in workflows]
         job_rows = [_job_row(j) for j in jobs]
-        event_rows = [_event_row(user_id, e) for user_id, e in events]
+        events = list(events)
         with self._transaction():
             self._db.executemany(UPSERT_WORKFLOW, workflow_rows)
             self._db.executemany(UPSERT_JOB, job_rows)
-            self._db.executemany(
-                "INSERT INTO events (workflow_id, user_id, seq, type, ts, data) VALUES (?, ?, ?, ?, ?, ?)",
-                event_rows,
-            )
+            for user_id, event in events:
+                cursor = self._db.execute(
+                    "INSERT INTO events (workflow_id, user_id, seq, type, ts, data) VALUES (?, ?, ?, ?, ?, ?)",
+                    _event_row(user_id, event),
+                )
+                event.id = cursor.lastrowid
 
     def load_unfinished(self) -> list[tuple[WorkflowRecord, list[JobRecord]]]:
         rows = self._db.execute(
@@ -147,9 +149,16 @@ class SqliteRunStore:
 
     def events_after(self, workflow_id: str, after_seq: int, limit: int = 1000) -> list[Event]:
         rows = self._db.execute(
-            "SELECT workflow_id, seq, type, ts, data FROM events WHERE workflow_id = ? AND seq > ?"
+            "SELECT id, workflow_id, seq, type, ts, data FROM events WHERE workflow_id = ? AND seq > ?"
             " ORDER BY seq LIMIT ?",
             (workflow_id, after_seq, limit),
+        )
+        return [_event(row) for row in rows]
+
+    def user_events_after(self, user_id: str, after_id: int, limit: int = 1000) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT id, workflow_id, seq, type, ts, data FROM events WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (user_id, after_id, limit),
         )
         return [_event(row) for row in rows]
 
@@ -222,5 +231,10 @@ def _job(row: sqlite3.Row) -> JobRecord:
 
 def _event(row: sqlite3.Row) -> Event:
     return Event(
-        workflow_id=row["workflow_id"], seq=row["seq"], type=row["type"], ts=row["ts"], data=json.loads(row["data"])
+        workflow_id=row["workflow_id"],
+        seq=row["seq"],
+        id=row["id"],
+        type=row["type"],
+        ts=row["ts"],
+        data=json.loads(row["data"]),
     )

@@ -15,20 +15,20 @@ def event(seq: int, workflow_id: str = "w") -> Event:
 
 
 def test_wait_returns_at_once_when_the_caller_is_behind() -> None:
-    state = ProgressState(lambda wf, after: [])
-    state.publish([event(1), event(2)])
+    state = ProgressState(lambda wf, after: [], lambda user, after: [])
+    state.publish([("u", event(1)), ("u", event(2))])
     assert [e.seq for e in asyncio.run(state.wait("w", 0, 5))] == [1, 2]
     assert [e.seq for e in asyncio.run(state.wait("w", 1, 5))] == [2]
 
 
 def test_wait_wakes_on_publish_and_leaves_no_waiter_behind() -> None:
-    state = ProgressState(lambda wf, after: [])
+    state = ProgressState(lambda wf, after: [], lambda user, after: [])
 
     async def scenario() -> list[int]:
         waiter = asyncio.create_task(state.wait("w", 0, 10))
         await asyncio.sleep(0.01)
         assert state.waiters == 1
-        state.publish([event(1)])
+        state.publish([("u", event(1))])
         return [e.seq for e in await waiter]
 
     assert asyncio.run(scenario()) == [1]
@@ -36,7 +36,7 @@ def test_wait_wakes_on_publish_and_leaves_no_waiter_behind() -> None:
 
 
 def test_a_timed_out_or_cancelled_wait_leaves_nothing_behind() -> None:
-    state = ProgressState(lambda wf, after: [])
+    state = ProgressState(lambda wf, after: [], lambda user, after: [])
 
     async def scenario() -> None:
         assert await state.wait("w", 0, 0.01) == []
@@ -53,9 +53,28 @@ def test_old_events_and_missed_publishes_come_from_the_store(tmp_path: Path) -> 
     store = SqliteRunStore(tmp_path / "db")
     last = EVENTS_PER_WORKFLOW + 50
     store.save(events=[("u", event(i)) for i in range(1, last + 1)])
-    state = ProgressState(store.events_after)
+    state = ProgressState(store.events_after, store.user_events_after)
     # Nothing was published here (a restart): the store answers, and fills the window.
     assert len(asyncio.run(state.wait("w", 0, 1))) == last
     assert [e.seq for e in asyncio.run(state.wait("w", last - 1, 1))] == [last]
     # Older than the window: read from the store again, nothing lost.
     assert asyncio.run(state.wait("w", 10, 1))[0].seq == 11
+
+
+def test_a_users_stream_reads_the_store_and_wakes_on_their_publish(tmp_path: Path) -> None:
+    store = SqliteRunStore(tmp_path / "db")
+    state = ProgressState(store.events_after, store.user_events_after)
+    mine, theirs = event(1, "w1"), event(1, "w2")
+    store.save(events=[("alice", mine), ("bob", theirs)])
+
+    async def scenario() -> list[int]:
+        assert [e.workflow_id for e in await state.wait_user("alice", 0, 1)] == ["w1"]
+        waiter = asyncio.create_task(state.wait_user("alice", mine.id or 0, 10))
+        await asyncio.sleep(0.01)
+        later = event(2, "w1")
+        store.save(events=[("alice", later)])
+        state.publish([("bob", event(2, "w2")), ("alice", later)])
+        return [e.seq for e in await waiter]
+
+    assert asyncio.run(scenario()) == [2]
+    assert state.waiters == 0

@@ -27,12 +27,8 @@ from wfsched.imaging.tissue import TissueOptions, tissue_mask_of
 
 
 @pytest.mark.slow
-def test_counts_and_instances_agree_with_instanseg(
-    sample_slide: Path, nuclei_model: Path, tmp_path: Path
-) -> None:
-    reference, reference_s = run_reference(
-        sample_slide, nuclei_model, tmp_path / "reference", pixel_size_um=0.5
-    )
+def test_counts_and_instances_agree_with_instanseg(sample_slide: Path, nuclei_model: Path, tmp_path: Path) -> None:
+    reference, reference_s = run_reference(sample_slide, nuclei_model, tmp_path / "reference", pixel_size_um=0.5)
 
     started_s = time.perf_counter()
     info = inspect_slide(sample_slide)

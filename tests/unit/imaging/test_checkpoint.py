@@ -24,7 +24,6 @@ def test_results_round_trip_and_other_grids_are_dropped(tmp_path: Path) -> None:
     loaded = store.load(3)
     assert loaded.origin_px == (100, 200) and (loaded.labels == labels).all()
     assert loaded.objects == [
-        DetectedObject(o.area_px, o.centroid_px, [(float(x), float(y)) for x, y in o.outline])
-        for o in objects
+        DetectedObject(o.area_px, o.centroid_px, [(float(x), float(y)) for x, y in o.outline]) for o in objects
     ]
     assert store.load(4).objects == []

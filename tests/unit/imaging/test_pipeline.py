@@ -27,9 +27,7 @@ from wfsched.imaging.tiling import Tile
 
 
 def _plan(real_crop: Path, nuclei_model: Path) -> SegmentationPlan:
-    return plan_segmentation(
-        inspect_slide(real_crop), nuclei_model, None, tile_px=512, halo_px=64, target="nuclei"
-    )
+    return plan_segmentation(inspect_slide(real_crop), nuclei_model, None, tile_px=512, halo_px=64, target="nuclei")
 
 
 def test_outputs_agree_with_each_other(real_crop: Path, nuclei_model: Path, tmp_path: Path) -> None:

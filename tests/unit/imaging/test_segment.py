@@ -18,9 +18,7 @@ def test_tiles_yield_whole_nuclei_inside_their_cores(real_crop: Path, nuclei_mod
     info = inspect_slide(real_crop)
     model = model_info(str(nuclei_model))
     assert model.pixel_size_um == 0.5 and not model.cells_and_nuclei
-    grid = make_grid(
-        (info.width_px, info.height_px), info.mpp, working_mpp(info, 0.5), tile_px=512, halo_px=96
-    )
+    grid = make_grid((info.width_px, info.height_px), info.mpp, working_mpp(info, 0.5), tile_px=512, halo_px=96)
     tiles = all_tiles(grid)
     results = segment_tiles_local(SegmentSpec(info, grid, str(nuclei_model)), tiles[:2], device="cpu")
     assert [r.tile_index for r in results] == [0, 1]

@@ -46,9 +46,7 @@ def test_missing_and_non_slide_files_are_slide_read_errors(tmp_path: Path) -> No
         open_slide(text)
 
 
-def test_truncated_and_corrupt_slides_are_slide_read_errors(
-    make_slide: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_truncated_and_corrupt_slides_are_slide_read_errors(make_slide: Callable[..., Path], tmp_path: Path) -> None:
     source = make_slide()
     for broken in (
         write_truncated(source, tmp_path / "cut.tif", 0.4),

@@ -17,9 +17,7 @@ from wfsched.jobs.tissue_mask import TissueMaskParams
 from wfsched.jobs.tissue_mask import run as run_tissue
 
 
-def _ctx(
-    image: Path, out: Path, upstream: dict[str, UpstreamJob] | None = None, **params: object
-) -> JobContext:
+def _ctx(image: Path, out: Path, upstream: dict[str, UpstreamJob] | None = None, **params: object) -> JobContext:
     settings = Settings(cache_dir=Settings().cache_dir)
     return JobContext(
         workflow_id="w",
@@ -33,9 +31,7 @@ def _ctx(
     )
 
 
-def test_uses_the_upstream_tissue_mask_and_summarises(
-    real_crop: Path, assets: object, tmp_path: Path
-) -> None:
+def test_uses_the_upstream_tissue_mask_and_summarises(real_crop: Path, assets: object, tmp_path: Path) -> None:
     tissue_dir = tmp_path / "tissue"
     tissue_ctx = JobContext(
         workflow_id="w",

@@ -47,6 +47,4 @@ def test_params_are_strict_and_a_slide_without_pixel_size_fails(
         TissueMaskParams(min_area=1)  # type: ignore[call-arg]
     with pytest.raises(SlideReadError, match="pixel_size_um"):
         run(_ctx(make_slide(mpp=None), tmp_path / "out"))
-    assert (
-        run(_ctx(make_slide("b.tif", mpp=None), tmp_path / "out2", pixel_size_um=0.5))["tissue_area_mm2"] > 0
-    )
+    assert run(_ctx(make_slide("b.tif", mpp=None), tmp_path / "out2", pixel_size_um=0.5))["tissue_area_mm2"] > 0

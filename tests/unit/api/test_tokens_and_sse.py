@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+
+from wfsched.api import tokens
+from wfsched.client import iter_sse
+from wfsched.exceptions import UnauthorizedError
+
+
+def test_a_token_names_its_user_until_it_expires() -> None:
+    token, expires_at = tokens.issue("alice", "secret", ttl_s=60, now=1000.0)
+    assert expires_at == 1060.0
+    assert tokens.verify(token, "secret", now=1059.0) == "alice"
+    with pytest.raises(UnauthorizedError, match="expired"):
+        tokens.verify(token, "secret", now=1061.0)
+
+
+def test_a_forged_or_mangled_token_is_refused() -> None:
+    token, _ = tokens.issue("alice", "secret", ttl_s=60)
+    _, _, signature = token.partition(".")
+    forged, _ = tokens.issue("mallory", "secret", ttl_s=60)
+    for bad in (token + "x", f"{forged.partition('.')[0]}.{signature}", "nonsense", "", "a.b"):
+        with pytest.raises(UnauthorizedError):
+            tokens.verify(bad, "secret")
+    with pytest.raises(UnauthorizedError):
+        tokens.verify(token, "another secret")
+
+
+def test_sse_parser_reads_messages_and_comments() -> None:
+    lines = ["id: 3", "event: job.state", 'data: {"a": 1}', "", ": keep-alive", "", "data: {}", ""]
+    messages = list(iter_sse(iter(lines)))
+    assert [(m.id, m.event, m.data, m.comment) for m in messages] == [
+        ("3", "job.state", {"a": 1}, None),
+        (None, None, None, "keep-alive"),
+        (None, None, {}, None),
+    ]

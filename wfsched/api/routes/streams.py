@@ -1,0 +1,133 @@
+"""Live progress: Server-Sent Events, a WebSocket, and the stream tokens browsers need for them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, WebSocket
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from wfsched.api import tokens
+from wfsched.api.routes.deps import ServiceDep, service
+from wfsched.api.tenancy import StreamUserId, UserId, checked
+from wfsched.exceptions import InvalidRequestError, WfschedError
+from wfsched.models.event import Event
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+# WebSocket close codes of our own (4000–4999 are the application's).
+WS_UNAUTHORIZED, WS_NOT_FOUND = 4401, 4404
+
+tokens_router = APIRouter(tags=["progress"])
+router = APIRouter(tags=["progress"])
+
+
+class StreamToken(BaseModel):
+    token: str
+    expires_at: float
+
+
+@tokens_router.post("/stream-tokens", response_model=StreamToken)
+async def create_stream_token(user: UserId, service: ServiceDep) -> StreamToken:
+    """A short-lived token for `?token=` on the streams, where a browser cannot send X-User-ID."""
+    token, expires_at = service.stream_token(user)
+    return StreamToken(token=token, expires_at=expires_at)
+
+
+LastEventHeader = Annotated[str | None, Header(alias="Last-Event-ID", description="Resume after this id.")]
+LastEventQuery = Annotated[str | None, Query(description="Resume after this id (for clients without headers).")]
+
+
+@router.get("/progress/{workflow_id}/stream", response_class=StreamingResponse)
+async def workflow_stream(
+    workflow_id: str,
+    user: StreamUserId,
+    service: ServiceDep,
+    last_event_id_header: LastEventHeader = None,
+    last_event_id: LastEventQuery = None,
+) -> StreamingResponse:
+    """SSE of one workflow; `id:` is its sequence number; it ends after `workflow.finished`."""
+    after = _cursor(last_event_id_header or last_event_id)
+    await service.owned(user, workflow_id)  # a 404 must be an answer, not a broken stream
+    events = service.workflow_events(user, workflow_id, after)
+    return StreamingResponse(_sse(events, by_global_id=False), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get("/events", response_class=StreamingResponse)
+async def user_stream(
+    user: StreamUserId,
+    service: ServiceDep,
+    last_event_id_header: LastEventHeader = None,
+    last_event_id: LastEventQuery = None,
+) -> StreamingResponse:
+    """SSE of all the caller's workflows; `id:` is the global event id."""
+    events = service.user_events(user, _cursor(last_event_id_header or last_event_id))
+    return StreamingResponse(_sse(events, by_global_id=True), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.websocket("/progress/{workflow_id}/ws")
+async def workflow_socket(
+    websocket: WebSocket, workflow_id: str, token: str | None = None, last_event_id: str | None = None
+) -> None:
+    """The workflow's events as JSON text messages; closes (1000) after `workflow.finished`."""
+    try:
+        header = websocket.headers.get("x-user-id")
+        user = checked(header) if header else tokens.verify(token or "", service().settings.stream_token_secret)
+        after = _cursor(last_event_id)
+        await service().owned(user, workflow_id)
+    except WfschedError as error:
+        await websocket.close(
+            code=WS_NOT_FOUND if error.code == "not_found" else WS_UNAUTHORIZED, reason=error.detail[:120]
+        )
+        return
+    await websocket.accept()
+    await _pump(websocket, service().workflow_events(user, workflow_id, after))
+
+
+async def _pump(websocket: WebSocket, events: AsyncIterator[Event | None]) -> None:
+    """Send events until the stream ends or the client goes away, whichever is first."""
+    disconnected = asyncio.ensure_future(_until_disconnect(websocket))
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(events))
+            await asyncio.wait({following, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+            if disconnected.done():
+                following.cancel()
+                return
+            try:
+                event = following.result()
+            except StopAsyncIteration:
+                break
+            if event is not None:
+                await websocket.send_text(event.model_dump_json())
+        await websocket.close(code=1000)
+    finally:
+        disconnected.cancel()
+        with contextlib.suppress(Exception):
+            await events.aclose()  # type: ignore[attr-defined]
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # the client may talk; nothing it says changes the stream
+
+
+async def _sse(events: AsyncIterator[Event | None], by_global_id: bool) -> AsyncIterator[str]:
+    async for event in events:
+        yield ": keep-alive\n\n" if event is None else _frame(event, by_global_id)
+
+
+def _frame(event: Event, by_global_id: bool) -> str:
+    cursor = event.id if by_global_id else event.seq
+    return f"id: {cursor}\nevent: {event.type.value}\ndata: {event.model_dump_json()}\n\n"
+
+
+def _cursor(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 0
+    if not raw.isdigit():
+        raise InvalidRequestError(f"Last-Event-ID {raw!r} is not an event id")
+    return int(raw)
