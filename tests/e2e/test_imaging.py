@@ -93,7 +93,7 @@ def test_tissue_and_cells_on_a_real_slide_with_artifacts(
     assert feature["properties"]["objectType"] == "detection"
     xs = [x for ring in feature["geometry"]["coordinates"] for x, _ in ring]
     # Level-0 pixel coordinates of the crop: inside its bounds.
-    assert 0 <= min(xs) and max(xs) <= CROP_SIZE_PX[0]
+    assert min(xs) >= 0 and max(xs) <= CROP_SIZE_PX[0]
     mask = lab.request("GET", f"{base}/tissue/artifacts/tissue_mask.png")
     assert mask.headers["content-type"] == "image/png" and mask.content[:8] == b"\x89PNG\r\n\x1a\n"
     labels = lab.request("GET", f"{base}/cells/artifacts/labels.zarr")
