@@ -15,6 +15,7 @@ import pytest
 import ray
 
 from tests.support.service import ROOT, TEST_JOB_MODULE, Api, free_port, wait_healthy
+from tests.support.streams import events_of, read_stream
 from wfsched.config import Settings
 from wfsched.control.actors import SCHEDULER_NAME
 
@@ -104,6 +105,8 @@ def test_full_stop_and_start_on_the_same_database(tmp_path: Path) -> None:
         users[0].wait(main_id, lambda wf: wf["jobs"][1]["status"] == "running")
         before = users[0].workflow(main_id)
         assert users[3].workflow(others[2])["queue_position"] == 1
+        stream = f"/api/progress/{main_id}/stream"
+        _, seen_before = read_stream(users[0], stream, stop_after=3)
     with running_service(env, tmp_path / "second.log"):
         after_restart = users[0].workflow(main_id)
         assert after_restart["jobs"][0] == before["jobs"][0]  # finished: not run again, times kept
@@ -112,6 +115,12 @@ def test_full_stop_and_start_on_the_same_database(tmp_path: Path) -> None:
         assert users[0].wait(main_id, timeout_s=120)["status"] == "succeeded"
         for user, workflow_id in zip(users[1:], others, strict=True):
             assert user.wait(workflow_id, timeout_s=120)["status"] == "succeeded"
+        # The stream resumes across the restart: nothing lost, nothing repeated.
+        last_seen = events_of(seen_before)[-1].id
+        _, seen_after = read_stream(users[0], stream, headers={"Last-Event-ID": str(last_seen)})
+        _, whole = read_stream(users[0], stream)
+        assert [m.id for m in events_of(seen_before) + events_of(seen_after)] == [m.id for m in events_of(whole)]
+        assert events_of(whole)[-1].event == "workflow.finished"
     # Interrupted jobs ran again (users 2 and 3 held theirs too); the finished one did not.
     counts = {name: runs(record).count(name) for name in set(runs(record))}
     assert counts == {"done-before": 1, "interrupted": 2, "after": 1, "held": 5}

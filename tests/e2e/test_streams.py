@@ -15,7 +15,8 @@ import ray
 import websockets
 
 from tests.support.service import Api
-from wfsched.client import SseMessage, iter_sse
+from tests.support.streams import events_of, read_stream
+from wfsched.client import iter_sse
 from wfsched.config import Settings
 from wfsched.control.actors import PROGRESS_NAME
 
@@ -28,28 +29,6 @@ def sleep_job(job_id: str, data_dir: Path, branch: str = "main", **params: Any) 
         "branch": branch,
         "params": params,
     }
-
-
-def read_stream(
-    api: Api, path: str, headers: dict[str, str] | None = None, stop_after: int | None = None, timeout_s: float = 60
-) -> tuple[httpx.Response, list[SseMessage]]:
-    """Read an SSE stream to its end (or `stop_after` events); return the response and messages."""
-    messages: list[SseMessage] = []
-    with httpx.stream(
-        "GET", api.base_url + path, headers={"X-User-ID": api.user, **(headers or {})}, timeout=timeout_s
-    ) as response:
-        if response.status_code != 200:
-            response.read()
-            return response, messages
-        for message in iter_sse(response.iter_lines()):
-            messages.append(message)
-            if stop_after is not None and sum(m.data is not None for m in messages) >= stop_after:
-                break
-    return response, messages
-
-
-def events_of(messages: list[SseMessage]) -> list[SseMessage]:
-    return [m for m in messages if m.data is not None]
 
 
 def test_sse_stream_headers_order_heartbeat_and_end(make_user: Callable[[str], Api], data_dir: Path) -> None:

@@ -1,0 +1,205 @@
+"""The web UI in a real browser: Debian's headless Chromium, driven by Playwright, against the service.
+
+One user submits a tissue mask and a cell segmentation through the form, watches the bars move live
+over SSE, opens the results picture and downloads an artifact; a second user then sees none of it.
+The screenshot is kept in test-artifacts/web.png.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+
+from tests.support.service import ROOT, Api
+from tests.support.slides import crop_of_slide
+from wfsched.assets import fetch_assets
+from wfsched.config import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = ROOT / "test-artifacts" / "web.png"
+# The crop of test_imaging.py: a few hundred nuclei; 256 px tiles make ~30 tiles, ~20 s on a CPU,
+# long enough to see the bar between 0 and 100 %.
+CROP_ORIGIN_PX, CROP_SIZE_PX = (900, 1200), (768, 640)
+CELL_PARAMS = {"tile_size_px": 256, "halo_px": 64}
+FINISH_TIMEOUT_MS = 300_000
+
+# Runs in the page before its own script: records every value each progress bar shows and every
+# mode of the stream indicator, as the DOM changes, so the test sees what a person would have seen.
+RECORDER_JS = """
+window.__seen = {bars: {}, modes: []};
+new MutationObserver(() => {
+  for (const bar of document.querySelectorAll('[data-testid=job-progress]')) {
+    const values = (window.__seen.bars[bar.dataset.jobId] ||= []);
+    const value = Number(bar.dataset.percent);
+    if (bar.dataset.percent !== undefined && values[values.length - 1] !== value) values.push(value);
+  }
+  const live = document.querySelector('[data-testid=stream-live]');
+  const mode = live && live.dataset.mode;
+  if (mode && window.__seen.modes[window.__seen.modes.length - 1] !== mode) window.__seen.modes.push(mode);
+}).observe(document, {subtree: true, childList: true, attributes: true,
+                      attributeFilter: ['data-percent', 'data-mode']});
+"""
+
+# Pixels of the results canvas: how varied they are, and how many change when the cells layer is hidden.
+CANVAS_JS = """
+async (canvas) => {
+  const pixels = () => canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const withCells = pixels();
+  const colours = new Set();
+  for (let i = 0; i < withCells.length; i += 4 * 7) {
+    colours.add((withCells[i] >> 3) << 10 | (withCells[i + 1] >> 3) << 5 | (withCells[i + 2] >> 3));
+  }
+  const toggle = document.querySelector('[data-testid=layer-cells]');
+  toggle.click();
+  const withoutCells = pixels();
+  toggle.click();
+  let changed = 0;
+  for (let i = 0; i < withCells.length; i += 4) {
+    const d = Math.abs(withCells[i] - withoutCells[i]) + Math.abs(withCells[i + 1] - withoutCells[i + 1])
+      + Math.abs(withCells[i + 2] - withoutCells[i + 2]);
+    if (d > 30) changed++;
+  }
+  return {width: canvas.width, height: canvas.height, colours: colours.size, cellPixels: changed};
+}
+"""
+
+
+def chromium_path() -> Path:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: run scripts/install-browser.sh (as root) to install Debian's chromium "
+            "(make test does it)",
+            pytrace=False,
+        )
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def slide(service_settings: Settings) -> Path:
+    sample = fetch_assets(Settings().cache_dir).sample_slide
+    folder = service_settings.data_roots[0] / "web"
+    folder.mkdir(exist_ok=True)
+    return crop_of_slide(sample, folder / "crop.tif", CROP_ORIGIN_PX, CROP_SIZE_PX)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[BrowserContext]:
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
+            executable_path=str(executable),
+            args=CHROMIUM_FLAGS,
+            headless=True,
+            viewport={"width": 1280, "height": 900},
+            accept_downloads=True,
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def sign_in(page: Page, user: str) -> None:
+    page.get_by_test_id("user-input").fill(user)
+    page.get_by_test_id("user-apply").click()
+    expect(page.locator("body")).to_have_attribute("data-user", user)
+
+
+def test_submit_watch_and_see_results_in_a_real_browser(
+    browser: BrowserContext, make_user: Callable[[str], Api], slide: Path, service_settings: Settings
+) -> None:
+    lab, other = make_user("web-lab"), make_user("web-other")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.add_init_script(RECORDER_JS)
+    page.goto(f"http://{service_settings.host}:{service_settings.port}/")
+
+    sign_in(page, lab.user)
+    expect(page.get_by_test_id("workflow-list-empty")).to_be_visible()
+
+    # A refused submission names the job and why.
+    page.get_by_test_id("wf-image").fill("/etc/passwd")
+    page.get_by_test_id("submit-button").click()
+    problems = page.get_by_test_id("submit-problems")
+    expect(problems).to_contain_text("tissue")
+    expect(problems).to_contain_text("outside the data roots")
+
+    page.get_by_test_id("wf-name").fill("Browser test: tissue and cells")
+    page.get_by_test_id("wf-image").fill(str(slide))
+    page.get_by_test_id("wf-tissue").check()
+    page.get_by_test_id("wf-cells").check()
+    page.get_by_test_id("wf-tile-size").fill(str(CELL_PARAMS["tile_size_px"]))
+    page.get_by_test_id("wf-halo").fill(str(CELL_PARAMS["halo_px"]))
+    page.get_by_test_id("submit-button").click()
+
+    page.wait_for_url("**/#/workflows/*")
+    workflow_id = page.get_by_test_id("workflow-id").inner_text()
+    expect(page.get_by_test_id("lane")).to_have_count(1)
+    expect(page.get_by_test_id("job-progress")).to_have_count(2)
+    expect(page.get_by_test_id("workflow-status")).to_have_attribute(
+        "data-status", "succeeded", timeout=FINISH_TIMEOUT_MS
+    )
+
+    seen: dict[str, Any] = page.evaluate("window.__seen")
+    cells_seen = seen["bars"]["cells"]
+    assert any(0 < value < 100 for value in cells_seen), f"no intermediate progress was shown: {cells_seen}"
+    assert cells_seen[-1] == 100, cells_seen
+    assert seen["bars"]["tissue"][-1] == 100, seen
+    # Live over the SSE stream, not the polling fallback.
+    assert "live" in seen["modes"] and "polling" not in seen["modes"], seen["modes"]
+    for job_id in ("tissue", "cells"):
+        bar = page.locator(f"[data-testid=job-progress][data-job-id={job_id}]")
+        expect(bar).to_have_attribute("aria-valuenow", "100")
+
+    # The results picture: the thumbnail, the tissue outline and the cells drawn over it.
+    workflow = lab.workflow(workflow_id)
+    results = {job["job_id"]: job["result"] for job in workflow["jobs"]}
+    canvas = page.get_by_test_id("result-canvas")
+    expect(canvas).to_have_attribute("data-ready", "true", timeout=30_000)
+    canvas.scroll_into_view_if_needed()
+    expect(canvas).to_have_attribute("data-cells-drawn", str(results["cells"]["cell_count"]))
+    pixels = canvas.evaluate(CANVAS_JS)
+    assert (pixels["width"], pixels["height"]) == CROP_SIZE_PX, pixels  # the thumbnail of a small slide is itself
+    assert pixels["colours"] > 200, f"the canvas looks blank: {pixels}"
+    assert pixels["cellPixels"] > 20 * results["cells"]["cell_count"], f"the cells were not drawn: {pixels}"
+
+    # A download link for every artifact of every job; one of them, fetched with the user's header.
+    links = page.get_by_test_id("artifact-link")
+    expect(links).to_have_count(sum(len(result["artifacts"]) for result in results.values()))
+    with page.expect_download() as download_info:
+        page.locator("[data-testid=artifact-link][data-job-id=cells][data-name='summary.json']").click()
+    summary = json.loads(Path(download_info.value.path()).read_text())
+    assert summary["cell_count"] == results["cells"]["cell_count"]
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    # Another user sees none of it: not the workflow page, not the list.
+    sign_in(page, other.user)
+    expect(page.get_by_test_id("not-found")).to_be_visible()
+    expect(page.get_by_test_id("not-found")).to_contain_text("not found")
+    expect(page.get_by_test_id("result-canvas")).to_have_count(0)
+    page.get_by_test_id("home-link").click()
+    expect(page.get_by_test_id("workflow-list-empty")).to_be_visible()
+    expect(page.get_by_test_id("workflow-row")).to_have_count(0)
+
+    sign_in(page, lab.user)
+    expect(page.locator(f"[data-testid=workflow-row][data-workflow-id='{workflow_id}']")).to_be_visible()
+    assert errors == [], errors
