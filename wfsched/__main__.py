@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from wfsched.commands import add_client_commands
 from wfsched.config import Settings
 
 
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="fetch, start the embedded service, segment the sample slide, stop")
     demo.add_argument("--port", type=int, help="HTTP port (default 8000)")
     demo.set_defaults(run=_demo)
+    add_client_commands(commands)
     return parser
 
 

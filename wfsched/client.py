@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -78,6 +79,55 @@ class Client:
 
     def progress(self, workflow_id: str) -> dict[str, Any]:
         return self.request("GET", f"/api/progress/{workflow_id}")  # type: ignore[no-any-return]
+
+    def list_workflows(self, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
+        return self.request("GET", "/api/workflows", params=params)["workflows"]  # type: ignore[no-any-return]
+
+    def cancel(self, workflow_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/workflows/{workflow_id}/cancel")  # type: ignore[no-any-return]
+
+    def download(self, workflow_id: str, job_id: str, name: str, dest: Path) -> Path:
+        """Save one artifact under `dest` (a folder artifact arrives as `<name>.zip`)."""
+        path = f"/api/workflows/{workflow_id}/jobs/{job_id}/artifacts/{name}"
+        with self._http.stream("GET", path) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ApiError(response.status_code, response.json())
+            zipped = response.headers.get("content-type", "").startswith("application/zip")
+            target = dest / (f"{name}.zip" if zipped and not name.endswith(".zip") else name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        return target
+
+    def events(self, workflow_id: str | None = None, after: int = 0, retries: int = 5) -> Iterator[dict[str, Any]]:
+        """Events as they happen: one workflow's until it finishes, or all of the user's, endlessly.
+
+        A dropped connection is resumed from the last event seen (Last-Event-ID): none lost or repeated.
+        """
+        path = f"/api/progress/{workflow_id}/stream" if workflow_id else "/api/events"
+        failures = 0
+        while True:
+            try:
+                with self._http.stream("GET", path, headers={"Last-Event-ID": str(after)}, timeout=None) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise ApiError(response.status_code, response.json())
+                    for message in iter_sse(response.iter_lines()):
+                        if message.data is None:
+                            continue
+                        after = int(message.id or after)
+                        failures = 0
+                        yield message.data
+                if workflow_id:
+                    return  # the server ends a workflow's stream after its final event
+            except httpx.TransportError:
+                failures += 1
+                if failures > retries:
+                    raise
+                time.sleep(min(2.0**failures, 10.0))
 
     def wait(self, workflow_id: str, poll_s: float = 0.5, timeout_s: float | None = None) -> dict[str, Any]:
         """Poll until the workflow has finished; return it."""

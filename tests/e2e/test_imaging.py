@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import wfsched
 from tests.support.service import Api
 from tests.support.slides import crop_of_slide, write_corrupt
 from wfsched.assets import fetch_assets
@@ -107,3 +108,9 @@ def test_tissue_and_cells_on_a_real_slide_with_artifacts(
         assert other.request("GET", f"{base}/cells/artifacts/{name}").status_code == 404
     for name in ("..%2F..%2Fwfsched.db", "nothing.json", "%2Fetc%2Fpasswd"):
         assert lab.request("GET", f"{base}/cells/artifacts/{name}").status_code == 404
+    # The CLI downloads every artifact of every job.
+    out = slides["crop"].parent / f"results-{lab.user}"
+    downloaded = wfsched(lab, "results", workflow_id, "--dest", str(out))
+    assert downloaded.returncode == 0, downloaded.stderr
+    files = {p.name for p in (out / workflow_id).rglob("*") if p.is_file()}
+    assert {"detections.geojson", "labels.zarr.zip", "summary.json", "tissue_mask.png", "thumbnail.png"} <= files
