@@ -114,3 +114,25 @@ def test_tissue_and_cells_on_a_real_slide_with_artifacts(
     assert downloaded.returncode == 0, downloaded.stderr
     files = {p.name for p in (out / workflow_id).rglob("*") if p.is_file()}
     assert {"detections.geojson", "labels.zarr.zip", "summary.json", "tissue_mask.png", "thumbnail.png"} <= files
+
+
+def test_cancelling_a_running_segmentation_stops_its_ray_tasks(
+    make_user: Callable[[str], Api], slides: dict[str, Path]
+) -> None:
+    lab = make_user("cancel-seg")
+    jobs = [
+        job(
+            "cells",
+            "cell_segmentation",
+            slides["sample"],
+            "b1",
+            params={"tile_size_px": 256, "halo_px": 64, "batch_size": 1, "max_batches_in_flight": 2},
+        )
+    ]
+    workflow_id = lab.submit(jobs)["workflow_id"]
+    lab.wait(workflow_id, lambda wf: wf["jobs"][0]["progress_done"] > 0, timeout_s=300)
+    assert lab.request("POST", f"/api/workflows/{workflow_id}/cancel").status_code == 200
+    workflow = lab.wait(workflow_id, timeout_s=60)
+    cells = workflow["jobs"][0]
+    assert workflow["status"] == "cancelled" and cells["status"] == "cancelled"
+    assert cells["progress_done"] < cells["progress_total"]
