@@ -8,22 +8,12 @@ from typing import Any
 
 import httpx
 
-from tests.support.service import Api
-
-
-def sleep_job(job_id: str, data_dir: Path, branch: str = "main", **params: Any) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "job_type": "sleep",
-        "image_path": str(data_dir / "slide.svs"),
-        "branch": branch,
-        "params": params,
-    }
+from tests.support.service import Api, job_spec
 
 
 def test_submit_get_jobs_and_progress(make_user: Callable[[str], Api], data_dir: Path) -> None:
     alice = make_user("alice")
-    jobs = [sleep_job("job-1", data_dir, "branch-1", steps=4), sleep_job("job-2", data_dir, "branch-1")]
+    jobs = [job_spec("job-1", data_dir, "branch-1", steps=4), job_spec("job-2", data_dir, "branch-1")]
     jobs[1]["depends_on"] = ["job-1"]
     created = alice.submit(jobs, name="Cell Segmentation Workflow")
     assert created["status"] == "running" and created["queue_position"] is None
@@ -43,7 +33,7 @@ def test_submit_get_jobs_and_progress(make_user: Callable[[str], Api], data_dir:
 
 def test_list_is_newest_first_filtered_and_paginated(make_user: Callable[[str], Api], data_dir: Path) -> None:
     bob = make_user("bob")
-    ids = [bob.submit([sleep_job("a", data_dir)], name=f"w{i}")["workflow_id"] for i in range(5)]
+    ids = [bob.submit([job_spec("a", data_dir)], name=f"w{i}")["workflow_id"] for i in range(5)]
     for workflow_id in ids:
         bob.wait(workflow_id)
     seen, cursor = [], None

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import ray
 
-from tests.support.service import ROOT, TEST_JOB_MODULE, Api, free_port, wait_healthy
+from tests.support.service import ROOT, TEST_JOB_MODULE, Api, free_port, job_spec, wait_healthy
 from tests.support.streams import events_of, read_stream
 from wfsched.config import Settings
 from wfsched.control.actors import SCHEDULER_NAME
@@ -23,13 +23,8 @@ from wfsched.control.actors import SCHEDULER_NAME
 def job(
     job_id: str, data_dir: Path, record: Path, branch: str = "main", job_type: str = "sleep", **params: Any
 ) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "job_type": job_type,
-        "image_path": str(data_dir / "s.svs"),
-        "branch": branch,
-        "params": {"record_path": str(record), **params},
-    }
+    """A job that records each start of it in `record`."""
+    return job_spec(job_id, data_dir, branch, job_type=job_type, record_path=str(record), **params)
 
 
 def runs(record: Path) -> list[str]:

@@ -14,26 +14,16 @@ import pytest
 import ray
 import websockets
 
-from tests.support.service import Api
+from tests.support.service import Api, job_spec
 from tests.support.streams import events_of, read_stream
 from wfsched.client import iter_sse
 from wfsched.config import Settings
 from wfsched.control.actors import PROGRESS_NAME
 
 
-def sleep_job(job_id: str, data_dir: Path, branch: str = "main", **params: Any) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "job_type": "sleep",
-        "image_path": str(data_dir / "s.svs"),
-        "branch": branch,
-        "params": params,
-    }
-
-
 def test_sse_stream_headers_order_heartbeat_and_end(make_user: Callable[[str], Api], data_dir: Path) -> None:
     api = make_user("sse")
-    jobs = [sleep_job("a", data_dir, steps=2, duration_s=3.0), sleep_job("b", data_dir, "b2", fail=True)]
+    jobs = [job_spec("a", data_dir, steps=2, duration_s=3.0), job_spec("b", data_dir, "b2", fail=True)]
     workflow_id = api.submit(jobs)["workflow_id"]
     response, messages = read_stream(api, f"/api/progress/{workflow_id}/stream")
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -51,7 +41,7 @@ def test_sse_stream_headers_order_heartbeat_and_end(make_user: Callable[[str], A
 
 def test_sse_resumes_from_last_event_id_without_loss_or_repeat(make_user: Callable[[str], Api], data_dir: Path) -> None:
     api = make_user("resume")
-    workflow_id = api.submit([sleep_job(f"j{i}", data_dir, steps=2, duration_s=0.2) for i in range(3)])["workflow_id"]
+    workflow_id = api.submit([job_spec(f"j{i}", data_dir, steps=2, duration_s=0.2) for i in range(3)])["workflow_id"]
     _, first = read_stream(api, f"/api/progress/{workflow_id}/stream", stop_after=4)
     last_id = events_of(first)[-1].id
     _, rest = read_stream(api, f"/api/progress/{workflow_id}/stream", headers={"Last-Event-ID": str(last_id)})
@@ -71,8 +61,8 @@ def test_user_stream_carries_all_and_only_the_callers_workflows(
     make_user: Callable[[str], Api], data_dir: Path
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
-    ids = [alice.submit([sleep_job("a", data_dir)])["workflow_id"] for _ in range(2)]
-    bob.submit([sleep_job("b", data_dir)])
+    ids = [alice.submit([job_spec("a", data_dir)])["workflow_id"] for _ in range(2)]
+    bob.submit([job_spec("b", data_dir)])
     for workflow_id in ids:
         alice.wait(workflow_id)
     _, messages = read_stream(alice, "/api/events", stop_after=2 * 4)
@@ -86,7 +76,7 @@ def test_user_stream_carries_all_and_only_the_callers_workflows(
 
 def test_streams_are_the_owners_only_and_tokens_work(make_user: Callable[[str], Api], data_dir: Path) -> None:
     alice, mallory = make_user("alice"), make_user("mallory")
-    workflow_id = alice.submit([sleep_job("a", data_dir)])["workflow_id"]
+    workflow_id = alice.submit([job_spec("a", data_dir)])["workflow_id"]
     alice.wait(workflow_id)
     response, _ = read_stream(mallory, f"/api/progress/{workflow_id}/stream")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
@@ -104,7 +94,7 @@ def test_streams_are_the_owners_only_and_tokens_work(make_user: Callable[[str], 
 
 def test_websocket_carries_the_same_events(make_user: Callable[[str], Api], data_dir: Path) -> None:
     alice, mallory = make_user("alice"), make_user("mallory")
-    workflow_id = alice.submit([sleep_job("a", data_dir, steps=2, duration_s=0.3)])["workflow_id"]
+    workflow_id = alice.submit([job_spec("a", data_dir, steps=2, duration_s=0.3)])["workflow_id"]
     token = alice.request("POST", "/api/stream-tokens").json()["token"]
     ws_url = alice.base_url.replace("http://", "ws://") + f"/api/progress/{workflow_id}/ws"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,16 +80,6 @@ async (canvas) => {
 """
 
 
-def chromium_path() -> Path:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: run scripts/install-browser.sh (as root) to install Debian's chromium "
-            "(make test does it)",
-            pytrace=False,
-        )
-    return CHROMIUM
-
-
 @pytest.fixture(scope="module")
 def slide(service_settings: Settings) -> Path:
     sample = fetch_assets(Settings().cache_dir).sample_slide
@@ -97,13 +88,19 @@ def slide(service_settings: Settings) -> Path:
     return crop_of_slide(sample, folder / "crop.tif", CROP_ORIGIN_PX, CROP_SIZE_PX)
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    executable = chromium_path()
+@contextmanager
+def chromium(profile_dir: Path) -> Iterator[BrowserContext]:
+    """Debian's Chromium with a fresh profile; a missing browser fails the test (never skips it)."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: run scripts/install-browser.sh (as root) to install Debian's chromium "
+            "(make test does it)",
+            pytrace=False,
+        )
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
-            executable_path=str(executable),
+            str(profile_dir),  # a fresh --user-data-dir
+            executable_path=str(CHROMIUM),
             args=CHROMIUM_FLAGS,
             headless=True,
             viewport={"width": 1280, "height": 900},
@@ -122,19 +119,40 @@ def sign_in(page: Page, user: str) -> None:
 
 
 def test_submit_watch_and_see_results_in_a_real_browser(
-    browser: BrowserContext, make_user: Callable[[str], Api], slide: Path, service_settings: Settings
+    make_user: Callable[[str], Api], slide: Path, service_settings: Settings, tmp_path: Path
 ) -> None:
     lab, other = make_user("web-lab"), make_user("web-other")
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.add_init_script(RECORDER_JS)
-    page.goto(f"http://{service_settings.host}:{service_settings.port}/")
+    with chromium(tmp_path / "chromium-profile") as browser:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.add_init_script(RECORDER_JS)
+        page.goto(f"http://{service_settings.host}:{service_settings.port}/")
+        sign_in(page, lab.user)
+        expect(page.get_by_test_id("workflow-list-empty")).to_be_visible()
 
-    sign_in(page, lab.user)
-    expect(page.get_by_test_id("workflow-list-empty")).to_be_visible()
+        workflow_id = submit_through_the_form(page, slide)
+        watch_the_bars_fill_live(page)
+        results = {job["job_id"]: job["result"] for job in lab.workflow(workflow_id)["jobs"]}
+        look_at_the_results(page, results)
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-    # A refused submission names the job and why.
+        # Another user sees none of it: not the workflow page, not the list.
+        sign_in(page, other.user)
+        expect(page.get_by_test_id("not-found")).to_contain_text("not found")
+        expect(page.get_by_test_id("result-canvas")).to_have_count(0)
+        page.get_by_test_id("home-link").click()
+        expect(page.get_by_test_id("workflow-list-empty")).to_be_visible()
+        expect(page.get_by_test_id("workflow-row")).to_have_count(0)
+
+        sign_in(page, lab.user)
+        expect(page.locator(f"[data-testid=workflow-row][data-workflow-id='{workflow_id}']")).to_be_visible()
+        assert errors == [], errors
+
+
+def submit_through_the_form(page: Page, slide: Path) -> str:
+    """A refused submission first (its problems named per job), then the real one; its workflow id."""
     page.get_by_test_id("wf-image").fill("/etc/passwd")
     page.get_by_test_id("submit-button").click()
     problems = page.get_by_test_id("submit-problems")
@@ -148,14 +166,19 @@ def test_submit_watch_and_see_results_in_a_real_browser(
     page.get_by_test_id("wf-tile-size").fill(str(CELL_PARAMS["tile_size_px"]))
     page.get_by_test_id("wf-halo").fill(str(CELL_PARAMS["halo_px"]))
     page.get_by_test_id("submit-button").click()
-
     page.wait_for_url("**/#/workflows/*")
-    workflow_id = page.get_by_test_id("workflow-id").inner_text()
+    workflow_id = page.url.rsplit("/", 1)[-1]
+    expect(page.get_by_test_id("workflow-id")).to_have_text(workflow_id)
+    return workflow_id
+
+
+def watch_the_bars_fill_live(page: Page) -> None:
     expect(page.get_by_test_id("lane")).to_have_count(1)
     expect(page.get_by_test_id("job-progress")).to_have_count(2)
-    expect(page.get_by_test_id("workflow-status")).to_have_attribute(
-        "data-status", "succeeded", timeout=FINISH_TIMEOUT_MS
-    )
+    cells = page.locator("[data-testid=job][data-job-id=cells]")
+    expect(cells.get_by_test_id("job-stats")).to_contain_text("ETA", timeout=FINISH_TIMEOUT_MS)
+    status = page.get_by_test_id("workflow-status")
+    expect(status).to_have_attribute("data-status", "succeeded", timeout=FINISH_TIMEOUT_MS)
 
     seen: dict[str, Any] = page.evaluate("window.__seen")
     cells_seen = seen["bars"]["cells"]
@@ -168,38 +191,22 @@ def test_submit_watch_and_see_results_in_a_real_browser(
         bar = page.locator(f"[data-testid=job-progress][data-job-id={job_id}]")
         expect(bar).to_have_attribute("aria-valuenow", "100")
 
-    # The results picture: the thumbnail, the tissue outline and the cells drawn over it.
-    workflow = lab.workflow(workflow_id)
-    results = {job["job_id"]: job["result"] for job in workflow["jobs"]}
+
+def look_at_the_results(page: Page, results: dict[str, Any]) -> None:
+    """The picture (thumbnail, tissue outline, cells) and a download link for every artifact."""
+    cell_count = results["cells"]["cell_count"]
     canvas = page.get_by_test_id("result-canvas")
     expect(canvas).to_have_attribute("data-ready", "true", timeout=30_000)
     canvas.scroll_into_view_if_needed()
-    expect(canvas).to_have_attribute("data-cells-drawn", str(results["cells"]["cell_count"]))
+    expect(canvas).to_have_attribute("data-cells-drawn", str(cell_count))
     pixels = canvas.evaluate(CANVAS_JS)
     assert (pixels["width"], pixels["height"]) == CROP_SIZE_PX, pixels  # the thumbnail of a small slide is itself
     assert pixels["colours"] > 200, f"the canvas looks blank: {pixels}"
-    assert pixels["cellPixels"] > 20 * results["cells"]["cell_count"], f"the cells were not drawn: {pixels}"
+    assert pixels["cellPixels"] > 20 * cell_count, f"the cells were not drawn: {pixels}"
 
-    # A download link for every artifact of every job; one of them, fetched with the user's header.
     links = page.get_by_test_id("artifact-link")
     expect(links).to_have_count(sum(len(result["artifacts"]) for result in results.values()))
     with page.expect_download() as download_info:
         page.locator("[data-testid=artifact-link][data-job-id=cells][data-name='summary.json']").click()
     summary = json.loads(Path(download_info.value.path()).read_text())
-    assert summary["cell_count"] == results["cells"]["cell_count"]
-
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
-
-    # Another user sees none of it: not the workflow page, not the list.
-    sign_in(page, other.user)
-    expect(page.get_by_test_id("not-found")).to_be_visible()
-    expect(page.get_by_test_id("not-found")).to_contain_text("not found")
-    expect(page.get_by_test_id("result-canvas")).to_have_count(0)
-    page.get_by_test_id("home-link").click()
-    expect(page.get_by_test_id("workflow-list-empty")).to_be_visible()
-    expect(page.get_by_test_id("workflow-row")).to_have_count(0)
-
-    sign_in(page, lab.user)
-    expect(page.locator(f"[data-testid=workflow-row][data-workflow-id='{workflow_id}']")).to_be_visible()
-    assert errors == [], errors
+    assert summary["cell_count"] == cell_count

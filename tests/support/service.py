@@ -17,6 +17,25 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_JOB_MODULE = "tests.support.job_types"
 
 
+def job_spec(
+    job_id: str,
+    data_dir: Path,
+    branch: str = "main",
+    depends_on: list[str] | None = None,
+    job_type: str = "sleep",
+    **params: Any,
+) -> dict[str, Any]:
+    """One job of a submission, on a (never read) image path inside the test data root."""
+    return {
+        "job_id": job_id,
+        "job_type": job_type,
+        "image_path": str(data_dir / "s.svs"),
+        "branch": branch,
+        "depends_on": depends_on or [],
+        "params": params,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
