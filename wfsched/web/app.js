@@ -323,10 +323,14 @@ function showSubmitError(error) {
   submitError.replaceChildren();
   const body = error instanceof ApiError ? error.body : { detail: String(error.message || error) };
   const title = error instanceof ApiError ? `The service refused the workflow (${error.status})` : "Not submitted";
-  submitError.append(el("strong", {}, title), el("p", { "data-testid": "submit-error-detail" }, body.detail || ""));
-  if (Array.isArray(body.problems) && body.problems.length) {
+  const problems = Array.isArray(body.problems) ? body.problems : [];
+  // With problems listed per job, the detail (the same sentences joined) would say it all twice.
+  const detail = problems.length
+    ? `${problems.length} problem${problems.length === 1 ? "" : "s"}, by job:` : body.detail || "";
+  submitError.append(el("strong", {}, title), el("p", { "data-testid": "submit-error-detail" }, detail));
+  if (problems.length) {
     const list = el("ul", { class: "problems", "data-testid": "submit-problems" });
-    for (const problem of body.problems) {
+    for (const problem of problems) {
       list.append(el("li", { dataset: { jobId: problem.job_id ?? "" } },
         problem.job_id ? el("code", {}, problem.job_id) : el("em", {}, "workflow"), " — ", problem.reason));
     }
@@ -486,7 +490,7 @@ const home = {
     nameCell.firstChild.textContent = workflow.name;
     nameCell.lastChild.textContent = id.slice(0, 12);
     statusCell.replaceChildren(badge(workflow.status, "workflow-row-status"));
-    queueCell.textContent = queueText(workflow.queue_position);
+    queueCell.textContent = queueText(workflow.queue_position) || "—";
     queueCell.dataset.testid = "workflow-row-queue";
     timeCell.textContent = when(workflow.created_at);
     row.dataset.status = workflow.status;
@@ -827,10 +831,12 @@ const view = {
 
 view.cancel.addEventListener("click", () => view.cancelWorkflow());
 
+// What a bar shows: the work done. A job that failed, was skipped or cancelled keeps what it did
+// (the snapshot endpoint counts it as 100, "settled"; a full grey bar would read as "done").
 function jobPercent(job) {
   if (job.status === "succeeded") return 100;
   if (job.progress_total) return Math.min(100, (100 * job.progress_done) / job.progress_total);
-  return FINISHED_JOB.has(job.status) ? 100 : 0;
+  return 0;
 }
 
 function resultSummary(job) {
