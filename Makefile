@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup fetch demo serve test test-fast lint format typecheck bench
+.PHONY: setup fetch browser demo serve test test-fast lint format typecheck bench
 
 setup: $(VENV)/.installed
 
@@ -19,13 +19,17 @@ $(VENV)/.installed: pyproject.toml
 fetch: setup
 	$(VENV)/bin/wfsched fetch
 
+# Debian's chromium for the real-browser test (root, as on CI); nothing downloads a browser of its own.
+browser:
+	bash scripts/install-browser.sh
+
 demo: fetch
 	$(VENV)/bin/wfsched demo
 
 serve: fetch
 	$(VENV)/bin/wfsched serve
 
-test: fetch
+test: fetch browser
 	$(PY) -m pytest
 
 test-fast: setup
@@ -44,3 +48,5 @@ typecheck: setup
 
 bench: fetch
 	$(PY) bench/scheduler.py
+	$(PY) bench/progress.py
+	$(PY) bench/pipeline.py
