@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from collections.abc import Callable
@@ -78,7 +79,7 @@ class Api:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"X-User-ID": self.user, **kwargs.pop("headers", {})}
-        return httpx.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+        return _http().request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
 
     def submit(self, jobs: list[dict[str, Any]], name: str = "test workflow") -> dict[str, Any]:
         response = self.request("POST", "/api/workflows", json={"name": name, "jobs": jobs})
@@ -107,6 +108,12 @@ class Api:
             if time.monotonic() > deadline:
                 raise AssertionError(f"workflow {workflow_id} did not get there in {timeout_s} s: {workflow}")
             time.sleep(poll_s)
+
+
+@functools.cache
+def _http() -> httpx.Client:
+    """One pooled client for every test user: a new client per request costs an SSL context each."""
+    return httpx.Client()
 
 
 def wait_healthy(base_url: str, timeout_s: float = 120) -> None:

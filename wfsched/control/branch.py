@@ -8,14 +8,17 @@ lane always on the same one. The scheduler still starts a branch's jobs one at a
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 
 import ray
 
 from wfsched.config import Settings
 from wfsched.control import actors
-from wfsched.control.lane import JobReport, LaneHost
-from wfsched.control.scheduler_state import Command, StartJob
+from wfsched.control.lane import LaneHost
+from wfsched.control.messages import Command, Report, StartJob
 from wfsched.jobs.registry import load_job_types
 from wfsched.types import Handle
 
@@ -23,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # Threads serve stop and status calls while job runners work in threads of their own.
 MAX_CONCURRENT_CALLS = 64
+# Reports sent in one call at most: bounds the size of one scheduler transaction.
+MAX_REPORTS_PER_CALL = 64
 
 
 @ray.remote(max_concurrency=MAX_CONCURRENT_CALLS)  # type: ignore[call-overload]
@@ -30,7 +35,9 @@ class BranchActor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._scheduler: Handle | None = None
-        self.host = LaneHost(settings, load_job_types(settings), self._report_finished, self._report_progress)
+        self._outbox: queue.SimpleQueue[Report] = queue.SimpleQueue()
+        self.host = LaneHost(settings, load_job_types(settings), self._outbox.put)
+        threading.Thread(target=self._send_reports, name="reports", daemon=True).start()
 
     def ready(self) -> bool:
         return True
@@ -51,16 +58,18 @@ class BranchActor:
             self._scheduler = actors.existing(actors.SCHEDULER_NAME, self.settings)
         return self._scheduler
 
-    def _report_finished(self, report: JobReport) -> None:
-        self._scheduler_handle().job_finished.remote(
-            report.workflow_id,
-            report.job_id,
-            report.status,
-            report.started_at,
-            report.finished_at,
-            report.result,
-            report.error,
-        )
+    def _send_reports(self) -> None:
+        """Send reports in their order, all that are waiting in one call.
 
-    def _report_progress(self, workflow_id: str, job_id: str, done: int, total: int) -> None:
-        self._scheduler_handle().job_progress.remote(workflow_id, job_id, done, total)
+        Jobs of a wave end together; one call (and one scheduler transaction) per burst, instead of
+        one per job, is what keeps the time from a job's end to its successor's start short.
+        """
+        while True:
+            batch = [self._outbox.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < MAX_REPORTS_PER_CALL:
+                    batch.append(self._outbox.get_nowait())
+            try:
+                self._scheduler_handle().report.remote(batch)
+            except Exception:  # the scheduler restarts; its handle retries, this loop must live on
+                log.exception("could not send %d reports", len(batch))

@@ -13,12 +13,11 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wfsched.config import Settings
-from wfsched.control.scheduler_state import StartJob
+from wfsched.control.messages import JobReport, ProgressReport, Report, StartJob
 from wfsched.exceptions import JobCancelledError, WfschedError
 from wfsched.jobs.registry import JobContext, JobType, UpstreamJob
 from wfsched.models.state import JobStatus
@@ -32,19 +31,7 @@ REMEMBERED_REPORTS = 20_000
 MAX_RUNNING_JOBS = 4_096
 
 
-@dataclass(frozen=True)
-class JobReport:
-    workflow_id: str
-    job_id: str
-    status: JobStatus
-    started_at: float
-    finished_at: float
-    result: dict[str, Any] | None
-    error: str | None
-
-
-FinishedCallback = Callable[[JobReport], None]
-ProgressCallback = Callable[[str, str, int, int], None]
+ReportCallback = Callable[[Report], None]
 
 
 def job_output_dir(settings: Settings, user_id: str, workflow_id: str, job_id: str) -> Path:
@@ -59,13 +46,11 @@ class LaneHost:
         self,
         settings: Settings,
         job_types: Mapping[str, JobType],
-        on_finished: FinishedCallback,
-        on_progress: ProgressCallback,
+        on_report: ReportCallback,
     ) -> None:
         self.settings = settings
         self.job_types = job_types
-        self.on_finished = on_finished
-        self.on_progress = on_progress
+        self.on_report = on_report
         self._lock = threading.Lock()
         self._running: dict[tuple[str, str], threading.Event] = {}
         self._reports: OrderedDict[tuple[str, str], JobReport] = OrderedDict()
@@ -83,7 +68,7 @@ class LaneHost:
                 cancel = threading.Event()
                 self._running[key] = cancel
         if report is not None:
-            self.on_finished(report)
+            self.on_report(report)
             return
         self._threads.submit(self._run, command, cancel)
 
@@ -119,7 +104,7 @@ class LaneHost:
             self._reports[(job.workflow_id, job.job_id)] = report
             while len(self._reports) > REMEMBERED_REPORTS:
                 self._reports.popitem(last=False)
-        self.on_finished(report)
+        self.on_report(report)
 
     def _execute(self, command: StartJob, cancel: threading.Event) -> dict[str, Any]:
         job = command.job
@@ -136,7 +121,7 @@ class LaneHost:
             output_dir=job_output_dir(self.settings, command.user_id, job.workflow_id, job.job_id),
             upstream={u.job_id: self._upstream(command.user_id, u) for u in command.upstream},
             cancel_event=cancel,
-            on_progress=lambda done, total: self.on_progress(job.workflow_id, job.job_id, done, total),
+            on_progress=lambda done, total: self.on_report(ProgressReport(job.workflow_id, job.job_id, done, total)),
         )
         context.check_cancelled()
         context.output_dir.mkdir(parents=True, exist_ok=True)

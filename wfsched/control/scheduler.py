@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 import ray
 
 from wfsched.config import Settings
 from wfsched.control import actors
-from wfsched.control.scheduler_state import Command, Outcome, SchedulerState, StartJob
+from wfsched.control.messages import Command, Report, StartJob
+from wfsched.control.scheduler_state import Outcome, SchedulerState
 from wfsched.models.event import Event
 from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
 from wfsched.store.sqlite import SqliteRunStore
@@ -55,21 +55,9 @@ class SchedulerActor:
         self._apply(outcome)
         return record
 
-    async def job_finished(
-        self,
-        workflow_id: str,
-        job_id: str,
-        status: JobStatus,
-        started_at: float,
-        finished_at: float,
-        result: dict[str, Any] | None,
-        error: str | None,
-    ) -> None:
-        outcome = self.state.job_finished(workflow_id, job_id, status, started_at, finished_at, result, error)
-        self._apply(outcome)
-
-    async def job_progress(self, workflow_id: str, job_id: str, done: int, total: int) -> None:
-        self._apply(self.state.job_progress(workflow_id, job_id, done, total))
+    async def report(self, reports: list[Report]) -> None:
+        """What the lanes report (job ends, progress), in their order."""
+        self._apply(self.state.apply_reports(reports))
 
     async def owned(self, user_id: str, workflow_id: str) -> WorkflowRecord:
         return self.state.owned(user_id, workflow_id)

@@ -12,30 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfsched.control.admission import AdmissionState
+from wfsched.control.messages import Command, JobReport, ProgressReport, Report, StartJob, StopJob
 from wfsched.control.run import WorkflowRun
 from wfsched.exceptions import ConflictError, NotFoundError
 from wfsched.models.event import Event, EventType
 from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
 from wfsched.store.base import RunStore
-
-
-@dataclass(frozen=True)
-class StartJob:
-    """Run `job` on its branch lane; `upstream` are the finished jobs it depends on."""
-
-    user_id: str
-    job: JobRecord
-    upstream: list[JobRecord]
-
-
-@dataclass(frozen=True)
-class StopJob:
-    workflow_id: str
-    branch: str
-    job_id: str
-
-
-Command = StartJob | StopJob
 
 
 @dataclass
@@ -112,41 +94,38 @@ class SchedulerState:
         outcome = self._commit(changes)
         return self._with_position(record), outcome
 
-    def job_finished(
-        self,
-        workflow_id: str,
-        job_id: str,
-        status: JobStatus,
-        started_at: float,
-        finished_at: float,
-        result: dict[str, Any] | None = None,
-        error: str | None = None,
-    ) -> Outcome:
-        """A lane reports a job's end; a repeated report of a finished job changes nothing."""
-        run = self.runs.get(workflow_id)
-        job = run.jobs.get(job_id) if run else None
-        if run is None or job is None or job.status.finished:
-            return Outcome()
-        job.status, job.started_at, job.finished_at = status, started_at, finished_at
-        job.result, job.error = result, error
-        if status == JobStatus.succeeded and job.progress_total:
-            job.progress_done = job.progress_total
+    def apply_reports(self, reports: list[Report]) -> Outcome:
+        """What lanes report, in their order, committed at once: a burst costs one transaction."""
         changes = _Changes()
-        self._job_changed(run, job, changes)
-        self._advance(run, changes)
+        for report in reports:
+            if isinstance(report, JobReport):
+                self._job_finished(report, changes)
+            else:
+                self._job_progress(report, changes)
         return self._commit(changes)
 
-    def job_progress(self, workflow_id: str, job_id: str, done: int, total: int) -> Outcome:
-        run = self.runs.get(workflow_id)
-        job = run.jobs.get(job_id) if run else None
+    def _job_finished(self, report: JobReport, changes: _Changes) -> None:
+        """A job's end; a repeated report of a finished job changes nothing."""
+        run = self.runs.get(report.workflow_id)
+        job = run.jobs.get(report.job_id) if run else None
+        if run is None or job is None or job.status.finished:
+            return
+        job.status, job.started_at, job.finished_at = report.status, report.started_at, report.finished_at
+        job.result, job.error = report.result, report.error
+        if report.status == JobStatus.succeeded and job.progress_total:
+            job.progress_done = job.progress_total
+        self._job_changed(run, job, changes)
+        self._advance(run, changes)
+
+    def _job_progress(self, report: ProgressReport, changes: _Changes) -> None:
+        run = self.runs.get(report.workflow_id)
+        job = run.jobs.get(report.job_id) if run else None
         if run is None or job is None or job.status != JobStatus.running:
-            return Outcome()
-        job.progress_done, job.progress_total = done, total
-        changes = _Changes()
-        changes.jobs[(workflow_id, job_id)] = job
-        data = {"job_id": job_id, "done": done, "total": total, **_rate_and_eta(job, self.clock())}
-        self._event(run, EventType.job_progress, data, changes)
-        return self._commit(changes)
+            return
+        job.progress_done, job.progress_total = report.done, report.total
+        changes.jobs[(report.workflow_id, report.job_id)] = job
+        data = {"job_id": job.job_id, "done": job.progress_done, "total": job.progress_total}
+        self._event(run, EventType.job_progress, {**data, **_rate_and_eta(job, self.clock())}, changes)
 
     def cancel(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, Outcome]:
         """Cancel: pending jobs never start, running ones are told to stop."""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tests.support.job_types import JOB_TYPES
 from wfsched.config import Settings
-from wfsched.control.lane import JobReport, LaneHost
-from wfsched.control.scheduler_state import StartJob
+from wfsched.control.lane import LaneHost
+from wfsched.control.messages import JobReport, ProgressReport, Report, StartJob
 from wfsched.models.state import JobRecord, JobStatus
 
 
@@ -18,17 +18,17 @@ class Reports:
         self.progress: list[tuple[str, int, int]] = []
         self.done = threading.Event()
 
-    def on_finished(self, report: JobReport) -> None:
-        self.finished.append(report)
-        self.done.set()
-
-    def on_progress(self, workflow_id: str, job_id: str, done: int, total: int) -> None:
-        self.progress.append((job_id, done, total))
+    def on_report(self, report: Report) -> None:
+        if isinstance(report, ProgressReport):
+            self.progress.append((report.job_id, report.done, report.total))
+        else:
+            self.finished.append(report)
+            self.done.set()
 
 
 def host(tmp_path: Path, reports: Reports) -> LaneHost:
     settings = Settings(results_dir=tmp_path / "results")
-    return LaneHost(settings, {t.name: t for t in JOB_TYPES}, reports.on_finished, reports.on_progress)
+    return LaneHost(settings, {t.name: t for t in JOB_TYPES}, reports.on_report)
 
 
 def start(job_type: str, params: dict[str, object], job_id: str = "j") -> StartJob:

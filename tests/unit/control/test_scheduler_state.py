@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wfsched.control.scheduler_state import SchedulerState, StartJob, StopJob
+from wfsched.control.messages import JobReport, ProgressReport, StartJob, StopJob
+from wfsched.control.scheduler_state import SchedulerState
 from wfsched.exceptions import ConflictError, NotFoundError
 from wfsched.models.event import EventType
 from wfsched.models.state import JobRecord, JobStatus, WorkflowStatus
@@ -47,7 +48,8 @@ def started(commands: list[object]) -> list[str]:
 
 
 def finish(state: SchedulerState, wf: str, job_id: str, status: JobStatus = JobStatus.succeeded) -> list[str]:
-    outcome = state.job_finished(wf, job_id, status, 1.0, 2.0, {"ok": True}, None if status == "succeeded" else "x")
+    error = None if status == "succeeded" else "x"
+    outcome = state.apply_reports([JobReport(wf, job_id, status, 1.0, 2.0, {"ok": True}, error)])
     return started(outcome.commands)
 
 
@@ -149,3 +151,26 @@ def test_submit_is_idempotent_on_workflow_id(state: SchedulerState) -> None:
     record, outcome = state.submit("w", "u", "n", jobs("w", [("a", "m", [])]))
     assert outcome.commands == [] and record.workflow_id == "w"
     assert len(state.list_workflows("u", None, None, 10)) == 1
+
+
+def test_a_burst_of_reports_is_one_transaction_in_order(state: SchedulerState, db: Path) -> None:
+    state.submit("w", "u", "n", jobs("w", [("a", "b1", []), ("b", "b1", []), ("c", "b2", [])]))
+    outcome = state.apply_reports(
+        [
+            ProgressReport("w", "a", 1, 2),
+            ProgressReport("w", "a", 2, 2),
+            JobReport("w", "a", JobStatus.succeeded, 1.0, 2.0, {}, None),
+            ProgressReport("w", "a", 3, 3),  # after its end: dropped
+            JobReport("w", "c", JobStatus.succeeded, 1.0, 2.0, {}, None),
+        ]
+    )
+    assert started(outcome.commands) == ["b"]
+    kinds = [(e.type.value, e.data.get("job_id"), e.data.get("done")) for _, e in outcome.events]
+    assert kinds == [
+        ("job.progress", "a", 1),
+        ("job.progress", "a", 2),
+        ("job.state", "a", None),
+        ("job.state", "b", None),
+        ("job.state", "c", None),
+    ]
+    assert [e.seq for _, e in outcome.events] == sorted(e.seq for _, e in outcome.events)

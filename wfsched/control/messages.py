@@ -1,0 +1,49 @@
+"""What the scheduler and the branch lanes tell each other: commands one way, reports the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from wfsched.models.state import JobRecord, JobStatus
+
+
+@dataclass(frozen=True)
+class StartJob:
+    """Run `job` on its branch lane; `upstream` are the finished jobs it depends on."""
+
+    user_id: str
+    job: JobRecord
+    upstream: list[JobRecord]
+
+
+@dataclass(frozen=True)
+class StopJob:
+    workflow_id: str
+    branch: str
+    job_id: str
+
+
+Command = StartJob | StopJob
+
+
+@dataclass(frozen=True)
+class JobReport:
+    workflow_id: str
+    job_id: str
+    status: JobStatus
+    started_at: float
+    finished_at: float
+    result: dict[str, Any] | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    workflow_id: str
+    job_id: str
+    done: int
+    total: int
+
+
+Report = JobReport | ProgressReport
