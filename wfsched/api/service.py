@@ -71,11 +71,16 @@ class Service:
         return await call(self.scheduler.ready.remote())
 
     async def submit(self, user_id: str, workflow: WorkflowSubmission) -> WorkflowRecord:
+        resolved: dict[str, Path] = {}  # each image path checked and resolved once
+
+        def check_image_path(image_path: str) -> None:
+            resolved[image_path] = resolve_in_data_roots(image_path, self.settings.data_roots)
+
         params = validate_workflow(
             workflow,
             {name: t.params_model for name, t in self.job_types.items()},
             self.settings.max_jobs_per_workflow,
-            self._check_image_path,
+            check_image_path,
         )
         # The id is made here so that a retried call to a restarting scheduler cannot accept twice.
         workflow_id = uuid.uuid4().hex
@@ -86,7 +91,7 @@ class Service:
                 index=index,
                 branch=job.branch,
                 job_type=job.job_type,
-                image_path=str(resolve_in_data_roots(job.image_path, self.settings.data_roots)),
+                image_path=str(resolved[job.image_path]),
                 depends_on=job.depends_on,
                 params=params[job.job_id],
             )
@@ -197,9 +202,6 @@ class Service:
 
     async def _workflow(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, list[JobRecord]]:
         return await call(self.scheduler.workflow.remote(user_id, workflow_id))  # type: ignore[no-any-return]
-
-    def _check_image_path(self, image_path: str) -> None:
-        resolve_in_data_roots(image_path, self.settings.data_roots)
 
 
 def progress_snapshot(record: WorkflowRecord, jobs: list[JobRecord]) -> ProgressSnapshot:
