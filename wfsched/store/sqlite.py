@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,9 @@ ON CONFLICT (workflow_id, job_id) DO UPDATE SET
     result = excluded.result, error = excluded.error, attempt = excluded.attempt
 """
 
+# How long a connection waits for another's lock before it gives up.
+BUSY_TIMEOUT_S = 10.0
+
 WORKFLOW_COLUMNS = "seq, workflow_id, user_id, name, status, created_at, admitted_at, finished_at"
 
 
@@ -86,11 +90,26 @@ class SqliteRunStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         # A reader must not fail while the scheduler commits.
-        self._db.execute("PRAGMA busy_timeout = 10000")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        # WAL with NORMAL survives a process crash (not a power cut) at a fraction of FULL's cost.
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA busy_timeout = {int(1000 * BUSY_TIMEOUT_S)}")
+        self._set_up()
+
+    def _set_up(self) -> None:
+        """WAL and the schema. Processes that open a new file at once race here (the scheduler and
+        the progress fan-out start together); switching to WAL does not wait for a busy lock, so
+        this does, within the same bound as everything else."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._db.execute("PRAGMA journal_mode = WAL")
+                # WAL with NORMAL survives a process crash (not a power cut) at a fraction of FULL's cost.
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._db.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def save(
         self,

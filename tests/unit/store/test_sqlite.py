@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,39 @@ def test_a_failed_save_leaves_nothing_half_written(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         store.save([workflow], [], [("u", event)])  # the duplicate event breaks the transaction
     assert store.get_workflow("w2") is None
+
+
+def test_opening_waits_for_another_connections_lock(tmp_path: Path) -> None:
+    # The scheduler and the progress fan-out open the same new file together at every start:
+    # one of them meets the other's lock while it switches the file to WAL.
+    path = tmp_path / "runs.db"
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.5, lambda: blocker.execute("COMMIT"))
+    release.start()
+    store = SqliteRunStore(path)
+    release.join()
+    assert store.list_workflows("u", None, None, 1) == []
+
+
+def test_connections_opening_a_new_file_at_once_do_not_fail(tmp_path: Path) -> None:
+    # SQLite answers "locked" at once, without waiting, to one of two connections that both read
+    # and then both want to write: the first open of a file switches it to WAL and creates tables.
+    for attempt in range(30):
+        path = tmp_path / f"race-{attempt}.db"
+        start = threading.Barrier(6)
+        errors: list[Exception] = []
+
+        def open_store(path: Path = path, start: threading.Barrier = start, errors: list[Exception] = errors) -> None:
+            start.wait()
+            try:
+                SqliteRunStore(path).close()
+            except Exception as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=open_store) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
