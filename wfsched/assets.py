@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,23 +197,31 @@ def model_path(cache_dir: Path, name: str) -> Path:
     return Path(cache_dir) / "models" / name / KNOWN_MODELS[name] / "instanseg.pt"
 
 
-def resolve_model(model: str, cache_dir: Path) -> Path:
+def resolve_model(model: str, cache_dir: Path, data_roots: Iterable[Path] = ()) -> Path:
     """A model name known to wfsched, `<name>/<version>` in the cache, or a local `.pt` file → its path.
 
-    Raises ModelNotFoundError, saying how to fetch it, when the file is not on this machine.
+    A `.pt` file must lie in the model cache or a data root: loading TorchScript runs code, so a
+    user must not be able to point the service at any file on its machines. Raises
+    ModelNotFoundError, saying how to fetch it, when the file is not on this machine.
     """
+    models_dir = (Path(cache_dir) / "models").resolve()
     if model in KNOWN_MODELS:
         path = model_path(cache_dir, model)
         if not path.is_file():
             raise ModelNotFoundError(f"model {model!r} is not in the cache {cache_dir}: {FETCH_HINT}")
         return path
     if model.endswith(".pt"):
-        path = Path(model).expanduser()
+        path = Path(model).expanduser().resolve()
+        allowed = [models_dir, *(Path(root).expanduser().resolve() for root in data_roots)]
+        if not any(path.is_relative_to(root) for root in allowed):
+            raise ModelNotFoundError(
+                f"model file {model!r} is outside the model cache and the data roots; put it in one of them"
+            )
         if not path.is_file():
             raise ModelNotFoundError(f"model file {model!r} does not exist")
-        return path.resolve()
-    cached = Path(cache_dir) / "models" / model / "instanseg.pt"
-    if "/" in model and cached.is_file():
+        return path
+    cached = (models_dir / model / "instanseg.pt").resolve()
+    if "/" in model and cached.is_relative_to(models_dir) and cached.is_file():
         return cached
     known = ", ".join(sorted(KNOWN_MODELS))
     raise ModelNotFoundError(

@@ -13,7 +13,7 @@ import functools
 import threading
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -102,13 +102,19 @@ def segment_tiles_local(spec: SegmentSpec, tiles: Sequence[Tile], device: str | 
     predictor = load_model(spec.model_path, device)
     slide = _open_slide_cached(str(spec.slide.path))
     results: list[TileResult] = []
-    # One reader thread: reads queue up behind each other and run ahead of inference.
+    # One reader thread, one tile ahead: the next tile decodes while this one is inferred, and a
+    # large batch of large tiles never sits decoded in memory all at once.
     with _lock, ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-reader") as reader:
-        pending = [
-            reader.submit(read_window_at_mpp, slide, spec.slide, tile.window, spec.grid.working_mpp) for tile in tiles
-        ]
-        for tile, future in zip(tiles, pending, strict=True):
-            labels = infer_labels(predictor, future.result(), spec.target)
+
+        def read(tile: Tile) -> Future[npt.NDArray[np.uint8]]:
+            return reader.submit(read_window_at_mpp, slide, spec.slide, tile.window, spec.grid.working_mpp)
+
+        upcoming = read(tiles[0]) if tiles else None
+        for index, tile in enumerate(tiles):
+            assert upcoming is not None
+            rgb = upcoming.result()
+            upcoming = read(tiles[index + 1]) if index + 1 < len(tiles) else None
+            labels = infer_labels(predictor, rgb, spec.target)
             results.append(keep_core_objects(labels, tile, spec.grid))
     return results
 

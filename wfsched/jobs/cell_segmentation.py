@@ -89,7 +89,7 @@ def ray_submitter(num_gpus: float) -> SubmitBatch:
 
 
 def plan_for(ctx: JobContext, params: CellSegmentationParams) -> tuple[SegmentationPlan, TissueMask, str]:
-    model_path = resolve_model(params.model, ctx.settings.cache_dir)
+    model_path = resolve_model(params.model, ctx.settings.cache_dir, ctx.settings.data_roots)
     if params.target == "cells" and not model_info(str(model_path)).cells_and_nuclei:
         raise JobError(f"model {params.model!r} segments nuclei only: use target 'nuclei' or a cells model")
     info = inspect_slide(ctx.image_path, params.pixel_size_um)

@@ -41,8 +41,14 @@ def test_missing_or_bad_models_fail_clearly(tmp_path: Path, nuclei_model: Path) 
     with pytest.raises(ModelNotFoundError, match="unknown model"):
         resolve_model("no_such_model", tmp_path)
     with pytest.raises(ModelNotFoundError, match="does not exist"):
-        resolve_model(str(tmp_path / "x.pt"), tmp_path)
-    assert resolve_model(str(nuclei_model), tmp_path) == nuclei_model.resolve()
+        resolve_model(str(tmp_path / "x.pt"), tmp_path, [tmp_path])
+    assert resolve_model(str(nuclei_model), tmp_path, [nuclei_model.parent]) == nuclei_model.resolve()
+    # Loading TorchScript runs code: a .pt outside the cache and the data roots is refused.
+    with pytest.raises(ModelNotFoundError, match="outside the model cache and the data roots"):
+        resolve_model(str(nuclei_model), tmp_path)
+    (tmp_path / "models").mkdir()
+    with pytest.raises(ModelNotFoundError, match="unknown model"):
+        resolve_model("../../etc", tmp_path)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not torchscript")
     with pytest.raises(JobError, match="not a TorchScript"):
