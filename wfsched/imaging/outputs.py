@@ -60,15 +60,20 @@ def tissue_feature_collection(
     return {"type": "FeatureCollection", "features": features}
 
 
-def detection_feature(obj: DetectedObject, object_id: int, grid: TileGrid, class_name: str) -> dict[str, Any]:
-    """One QuPath detection: outline and centroid in level-0 pixels, measurements in µm."""
+def detection_feature(
+    obj: DetectedObject, object_id: int, grid: TileGrid, class_name: str, id_namespace: uuid.UUID = uuid.NAMESPACE_OID
+) -> dict[str, Any]:
+    """One QuPath detection: outline and centroid in level-0 pixels, measurements in µm.
+
+    Its id is derived from `id_namespace` (one per job) and the label, so two jobs never share one.
+    """
     scale = grid.scale_to_level0
     ring: Ring = scale_ring(obj.outline, scale)
     cx_px, cy_px = obj.centroid_px[0] * scale, obj.centroid_px[1] * scale
     area_um2 = obj.area_px * grid.working_mpp**2
     return {
         "type": "Feature",
-        "id": str(uuid.UUID(int=object_id)),
+        "id": str(uuid.uuid5(id_namespace, str(object_id))),
         "geometry": {"type": "Polygon", "coordinates": [ring]},
         "properties": {
             "objectType": "detection",

@@ -7,6 +7,7 @@ and unit tests pass one that runs `segment_tiles_local` in-process; nothing here
 from __future__ import annotations
 
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -115,6 +116,8 @@ def assemble_outputs(plan: SegmentationPlan, checkpoints: TileCheckpoints, outpu
     class_name = "Cell" if plan.spec.target == "cells" else "Nucleus"
     labels = LabelImageWriter(output_dir / LABELS_NAME, plan.spec.grid, class_name)
     next_id, seam_duplicates = 1, 0
+    # Ids unique across jobs (QuPath merges imports by id), and the same on a rerun of this job.
+    id_namespace = uuid.uuid5(uuid.NAMESPACE_URL, output_dir.resolve().as_uri())
     with DetectionWriter(output_dir / DETECTIONS_NAME) as detections:
         for tile in plan.tiles:
             result = checkpoints.load(tile.index)
@@ -122,7 +125,9 @@ def assemble_outputs(plan: SegmentationPlan, checkpoints: TileCheckpoints, outpu
             seam_duplicates += len(result.objects) - len(kept)
             for local_label in kept:
                 detections.write(
-                    detection_feature(result.objects[local_label - 1], next_id, plan.spec.grid, class_name)
+                    detection_feature(
+                        result.objects[local_label - 1], next_id, plan.spec.grid, class_name, id_namespace
+                    )
                 )
                 next_id += 1
     return {"cell_count": next_id - 1, "seam_duplicates_dropped": seam_duplicates, "class_name": class_name}
