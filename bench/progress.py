@@ -34,13 +34,13 @@ from wfsched.control.actors import PROGRESS_NAME
 from wfsched.models.event import Event, EventType
 
 
-async def stream(base: str, user: str, workflow_id: str, latencies_ms: list[float]) -> int:
+async def stream(base: str, user: str, workflow_id: str, latencies_ms: list[float], live_from: list[float]) -> int:
     """Read one workflow's stream to its end; record each live event's latency; return how many.
 
-    Events made before the stream was open are replayed history, not live: they are not timed.
+    Events made before `live_from[0]` (set once every stream is open) are not timed: they are
+    history replayed to a client that just connected, not live progress.
     """
     received = 0
-    opened_at = time.time()
     async with (
         httpx.AsyncClient(base_url=base, timeout=None) as client,
         client.stream("GET", f"/api/progress/{workflow_id}/stream", headers={"X-User-ID": user}) as response,
@@ -51,39 +51,55 @@ async def stream(base: str, user: str, workflow_id: str, latencies_ms: list[floa
             if line:
                 continue
             for message in iter_sse(iter(lines)):
-                if message.data is not None and message.data["ts"] >= opened_at:
+                if message.data is not None and message.data["ts"] >= live_from[0]:
                     latencies_ms.append(1000 * (time.time() - message.data["ts"]))
                     received += 1
             lines = []
     return received
 
 
-async def phase_streams(args: argparse.Namespace, base: str, image: str) -> None:
+async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> None:
+    """Every workflow holds until all streams are open, then runs a job that reports progress."""
     users = [Api(base, f"bench-user-{u}") for u in range(3)]  # within the active-user limit
-    job = {
-        "job_id": "j",
-        "job_type": "sleep",
-        "image_path": image,
-        "params": {"duration_s": args.job_s, "steps": int(args.job_s * 8)},
-    }
-    created = [users[i % len(users)].submit([job], name=f"w{i}") for i in range(args.workflows)]
+    release = data_dir / "release"
+    jobs = [
+        {
+            "job_id": "hold",
+            "job_type": "wait_signal",
+            "image_path": str(data_dir / "none.svs"),
+            "params": {"signal_path": str(release)},
+        },
+        {
+            "job_id": "work",
+            "job_type": "sleep",
+            "image_path": str(data_dir / "none.svs"),
+            "params": {"duration_s": args.job_s, "steps": int(args.job_s * 8)},
+        },
+    ]
+    created = [users[i % len(users)].submit(jobs, name=f"w{i}") for i in range(args.workflows)]
     latencies_ms: list[float] = []
-    started = time.monotonic()
-    counts = await asyncio.gather(
-        *(
+    live_from = [float("inf")]
+    streams = [
+        asyncio.create_task(
             stream(
                 base,
                 users[i % args.workflows % len(users)].user,
                 created[i % args.workflows]["workflow_id"],
                 latencies_ms,
+                live_from,
             )
-            for i in range(args.clients)
         )
-    )
+        for i in range(args.clients)
+    ]
+    await asyncio.sleep(args.connect_s)  # let every stream open and catch up
+    live_from[0] = time.time()
+    started = time.monotonic()
+    release.write_text("go")
+    counts = await asyncio.gather(*streams)
     elapsed_s = time.monotonic() - started
     ordered = sorted(latencies_ms)
-    print(f"phase 1: {args.clients} SSE clients on {args.workflows} workflows over HTTP, {elapsed_s:.1f} s")
-    print(f"  events delivered:          {sum(counts):8d}  ({sum(counts) / elapsed_s:.0f}/s to clients)")
+    print(f"phase 1: {args.clients} SSE clients on {args.workflows} workflows over HTTP, {elapsed_s:.1f} s live")
+    print(f"  live events delivered:     {sum(counts):8d}  ({sum(counts) / elapsed_s:.0f}/s to clients)")
     print(f"  latency p50:               {statistics.median(ordered):8.1f} ms")
     print(f"  latency p99:               {ordered[int(0.99 * len(ordered))]:8.1f} ms  (target < 250 ms)")
     print(f"  latency max:               {ordered[-1]:8.1f} ms")
@@ -132,13 +148,14 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=20)
     parser.add_argument("--job-s", type=float, default=8.0)
     parser.add_argument("--actor-s", type=float, default=5.0)
+    parser.add_argument("--connect-s", type=float, default=5.0, help="time given to open every stream")
     args = parser.parse_args()
     settings = test_settings(Path(tempfile.mkdtemp(prefix="wfsched-bench-")))
     server.start(settings, {**ray_init_options(), "log_to_driver": False})
     base = f"http://{settings.host}:{settings.port}"
     wait_healthy(base)
     try:
-        asyncio.run(phase_streams(args, base, str(settings.data_roots[0] / "none.svs")))
+        asyncio.run(phase_streams(args, base, settings.data_roots[0]))
         asyncio.run(phase_actor(args, settings.namespace))
     finally:
         server.stop()

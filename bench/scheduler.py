@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.service import Api, ray_init_options, test_settings, wait_healthy
 from wfsched import server
+from wfsched.config import Settings
 from wfsched.control.admission import AdmissionState
 from wfsched.control.run import WorkflowRun
 from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
@@ -138,7 +139,12 @@ def main() -> None:
     parser.add_argument("--max-active-users", type=int, default=3)
     args = parser.parse_args()
 
-    settings = test_settings(Path(tempfile.mkdtemp(prefix="wfsched-bench-")), max_active_users=args.max_active_users)
+    # The served defaults, but for the test job types and the limit asked for (tests check lanes every 1 s).
+    settings = test_settings(
+        Path(tempfile.mkdtemp(prefix="wfsched-bench-")),
+        max_active_users=args.max_active_users,
+        reconcile_interval_s=Settings().reconcile_interval_s,
+    )
     # Worker logs are not streamed here: printing them would load the machine being measured.
     server.start(settings, {**ray_init_options(), "log_to_driver": False})
     base = f"http://{settings.host}:{settings.port}"

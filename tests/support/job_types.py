@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from wfsched.exceptions import JobError
 from wfsched.jobs.registry import JobContext, JobType
 
-POLL_S = 0.01
+POLL_S = 0.05  # a waiting job checks its signal file this often
 
 
 class SleepParams(BaseModel):
