@@ -54,6 +54,8 @@ class LaneHost:
         self._lock = threading.Lock()
         self._running: dict[tuple[str, str], threading.Event] = {}
         self._reports: OrderedDict[tuple[str, str], JobReport] = OrderedDict()
+        # Running job → the next job of its branch, to start when it ends (StartJob.then).
+        self._then: dict[tuple[str, str], StartJob] = {}
         # Reused threads, one per running job: lanes must never wait for a free thread.
         self._threads = ThreadPoolExecutor(max_workers=MAX_RUNNING_JOBS, thread_name_prefix="job")
 
@@ -61,9 +63,11 @@ class LaneHost:
         """Start a job in its own thread; a job already running or finished here is not run again."""
         key = (command.job.workflow_id, command.job.job_id)
         with self._lock:
+            report = self._reports.get(key)
+            if report is None and command.then is not None:
+                self._then[key] = StartJob(command.user_id, command.then, upstream=[])
             if key in self._running:
                 return
-            report = self._reports.get(key)
             if report is None:
                 cancel = threading.Event()
                 self._running[key] = cancel
@@ -73,9 +77,11 @@ class LaneHost:
         self._threads.submit(self._run, command, cancel)
 
     def stop(self, workflow_id: str, job_id: str) -> bool:
-        """Tell a running job to stop; True if it was running here."""
+        """Tell a running job to stop, or drop it as a continuation not yet started; True if running."""
+        key = (workflow_id, job_id)
         with self._lock:
-            cancel = self._running.get((workflow_id, job_id))
+            self._then = {k: c for k, c in self._then.items() if (c.job.workflow_id, c.job.job_id) != key}
+            cancel = self._running.get(key)
         if cancel is not None:
             cancel.set()
         return cancel is not None
@@ -104,7 +110,10 @@ class LaneHost:
             self._reports[(job.workflow_id, job.job_id)] = report
             while len(self._reports) > REMEMBERED_REPORTS:
                 self._reports.popitem(last=False)
+            following = self._then.pop((job.workflow_id, job.job_id), None)
         self.on_report(report)
+        if following is not None and status != JobStatus.cancelled:
+            self.start(following)
 
     def _execute(self, command: StartJob, cancel: threading.Event) -> dict[str, Any]:
         job = command.job

@@ -10,11 +10,18 @@ from wfsched.models.state import JobRecord, JobStatus
 
 @dataclass(frozen=True)
 class StartJob:
-    """Run `job` on its branch lane; `upstream` are the finished jobs it depends on."""
+    """Run `job` on its branch lane; `upstream` are the finished jobs it depends on.
+
+    `then` is the next job of the branch when it depends on nothing: the lane starts it the moment
+    `job` ends (unless `job` was cancelled or `then` was stopped), saving a round trip through the
+    scheduler. The scheduler starts `then` too once it hears of the end; the lane takes that as
+    the same start. A StartJob for a job already running only updates its `then`.
+    """
 
     user_id: str
     job: JobRecord
     upstream: list[JobRecord]
+    then: JobRecord | None = None
 
 
 @dataclass(frozen=True)

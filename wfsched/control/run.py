@@ -39,6 +39,22 @@ class WorkflowRun:
                 ready.append(head)
         return ready
 
+    def next_in_branch(self, job: JobRecord) -> JobRecord | None:
+        order = self.branches[job.branch]
+        position = order.index(job.job_id)
+        return self.jobs[order[position + 1]] if position + 1 < len(order) else None
+
+    def next_without_dependencies(self, job: JobRecord) -> JobRecord | None:
+        """The job after `job` in its branch if it is pending and depends on nothing else.
+
+        Only branch order holds it back, and order edges do not carry failure: it may start the
+        moment `job` ends, whatever the outcome, unless the workflow is cancelled.
+        """
+        following = self.next_in_branch(job)
+        if following is None or following.status != JobStatus.pending or following.depends_on:
+            return None
+        return following
+
     def skip_blocked(self) -> list[JobRecord]:
         """Mark `skipped` every pending job whose dependency can no longer succeed; return them."""
         skipped = []

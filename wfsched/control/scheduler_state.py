@@ -137,10 +137,15 @@ class SchedulerState:
         if run.record.status == WorkflowStatus.queued:
             self.admission.withdraw(workflow_id)
             self._refresh_positions(changes)
+        running = run.running()
         for job in run.cancel_pending():
             self._job_changed(run, job, changes)
-        for job in run.running():
+        for job in running:
             changes.commands.append(StopJob(workflow_id, job.branch, job.job_id))
+            # Its lane may hold (or have just started) the next job as a continuation: stop that too.
+            following = run.next_in_branch(job)
+            if following is not None and following.status == JobStatus.cancelled:
+                changes.commands.append(StopJob(workflow_id, following.branch, following.job_id))
         self._advance(run, changes)
         outcome = self._commit(changes)
         return self._with_position(run.record), outcome
@@ -233,8 +238,10 @@ class SchedulerState:
         changes.events.append((run.user_id, event))
 
     def start_command(self, run: WorkflowRun, job: JobRecord) -> StartJob:
-        upstream = [run.jobs[dep] for dep in job.depends_on]
-        return StartJob(user_id=run.user_id, job=job.model_copy(), upstream=[u.model_copy() for u in upstream])
+        upstream = [run.jobs[dep].model_copy() for dep in job.depends_on]
+        following = run.next_without_dependencies(job)
+        then = following.model_copy() if following is not None else None
+        return StartJob(user_id=run.user_id, job=job.model_copy(), upstream=upstream, then=then)
 
     def _commit(self, changes: _Changes) -> Outcome:
         self.store.save(changes.workflows.values(), changes.jobs.values(), changes.events)

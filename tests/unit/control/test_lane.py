@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from tests.support.job_types import JOB_TYPES
@@ -31,11 +32,14 @@ def host(tmp_path: Path, reports: Reports) -> LaneHost:
     return LaneHost(settings, {t.name: t for t in JOB_TYPES}, reports.on_report)
 
 
-def start(job_type: str, params: dict[str, object], job_id: str = "j") -> StartJob:
-    job = JobRecord(
+def record(job_type: str, params: dict[str, object], job_id: str = "j") -> JobRecord:
+    return JobRecord(
         workflow_id="w", job_id=job_id, index=0, branch="m", job_type=job_type, image_path="/x", params=params
     )
-    return StartJob(user_id="alice", job=job, upstream=[])
+
+
+def start(job_type: str, params: dict[str, object], job_id: str = "j", then: JobRecord | None = None) -> StartJob:
+    return StartJob(user_id="alice", job=record(job_type, params, job_id), upstream=[], then=then)
 
 
 def test_a_job_runs_reports_progress_and_gets_its_output_folder(tmp_path: Path) -> None:
@@ -86,3 +90,49 @@ def test_an_unknown_job_type_fails_the_job_not_the_host(tmp_path: Path) -> None:
     assert reports.done.wait(10)
     assert reports.finished[0].status == JobStatus.failed
     assert "not registered" in (reports.finished[0].error or "")
+
+
+def test_the_next_job_starts_in_the_lane_when_its_predecessor_ends(tmp_path: Path) -> None:
+    reports = Reports()
+    lanes = host(tmp_path, reports)
+    log = tmp_path / "record"
+    lanes.start(
+        start(
+            "sleep",
+            {"fail": True, "record_path": str(log)},
+            "first",
+            then=record("sleep", {"record_path": str(log)}, "second"),
+        )
+    )
+    deadline = time.monotonic() + 10
+    while len(reports.finished) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first, second = reports.finished
+    assert (first.job_id, first.status) == ("first", JobStatus.failed)  # order edges carry no failure
+    assert (second.job_id, second.status) == ("second", JobStatus.succeeded)
+    assert first.finished_at <= second.started_at
+    # The scheduler's own start of the same job, arriving later, does not run it again.
+    lanes.start(start("sleep", {"record_path": str(log)}, "second"))
+    assert log.read_text().split() == ["w", "first", "w", "second"]
+
+
+def test_a_stopped_or_cancelled_predecessor_starts_no_continuation(tmp_path: Path) -> None:
+    reports = Reports()
+    lanes = host(tmp_path, reports)
+    log = tmp_path / "record"
+    signal = str(tmp_path / "never")
+    lanes.start(
+        start("wait_signal", {"signal_path": signal}, "held", then=record("sleep", {"record_path": str(log)}, "a"))
+    )
+    lanes.stop("w", "a")  # the continuation is dropped before it starts
+    lanes.start(
+        start("wait_signal", {"signal_path": signal}, "held2", then=record("sleep", {"record_path": str(log)}, "b"))
+    )
+    lanes.stop("w", "held")
+    lanes.stop("w", "held2")  # ends cancelled: its continuation must not run
+    deadline = time.monotonic() + 10
+    while len(reports.finished) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert sorted(r.job_id for r in reports.finished) == ["held", "held2"]
+    assert not log.exists()

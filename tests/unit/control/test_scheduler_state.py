@@ -113,7 +113,8 @@ def test_cancel_running_and_queued(state: SchedulerState) -> None:
     state.submit("w2", "u2", "n", jobs("w2", [("a", "m", [])]))
     state.submit("w3", "u3", "n", jobs("w3", [("a", "m", [])]))
     record, outcome = state.cancel("u1", "w1")
-    assert outcome.commands == [StopJob("w1", "m", "a")]
+    # The running job, and the next of its branch that its lane may hold as a continuation.
+    assert outcome.commands == [StopJob("w1", "m", "a"), StopJob("w1", "m", "b")]
     assert record.status == WorkflowStatus.running  # until the running job stops
     assert finish(state, "w1", "a", JobStatus.cancelled) == ["a"]  # w3 takes the freed slot
     record, stored = state.workflow("u1", "w1")
@@ -174,3 +175,14 @@ def test_a_burst_of_reports_is_one_transaction_in_order(state: SchedulerState, d
         ("job.state", "c", None),
     ]
     assert [e.seq for _, e in outcome.events] == sorted(e.seq for _, e in outcome.events)
+
+
+def test_a_start_carries_the_next_job_of_its_branch_when_only_order_holds_it(state: SchedulerState) -> None:
+    spec = [("a", "m", []), ("b", "m", []), ("c", "m", ["x"]), ("x", "other", [])]
+    _, outcome = state.submit("w", "u", "n", jobs("w", spec))
+    starts = {c.job.job_id: c for c in outcome.commands if isinstance(c, StartJob)}
+    assert starts["a"].then is not None and starts["a"].then.job_id == "b"
+    assert starts["x"].then is None
+    after_a = state.apply_reports([JobReport("w", "a", JobStatus.failed, 1.0, 2.0, None, "x")]).commands
+    (start_b,) = [c for c in after_a if isinstance(c, StartJob)]
+    assert start_b.job.job_id == "b" and start_b.then is None  # c depends on x: it waits for the scheduler
