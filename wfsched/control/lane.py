@@ -20,7 +20,7 @@ from wfsched.config import Settings
 from wfsched.control.messages import JobReport, ProgressReport, Report, StartJob
 from wfsched.exceptions import JobCancelledError, WfschedError
 from wfsched.jobs.registry import JobContext, JobType, UpstreamJob
-from wfsched.models.state import JobStatus
+from wfsched.models.state import JobRecord, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class LaneHost:
         context.output_dir.mkdir(parents=True, exist_ok=True)
         return job_type.run(context) or {}
 
-    def _upstream(self, user_id: str, job: Any) -> UpstreamJob:
+    def _upstream(self, user_id: str, job: JobRecord) -> UpstreamJob:
         return UpstreamJob(
             job_id=job.job_id,
             job_type=job.job_type,

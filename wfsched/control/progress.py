@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import ray
@@ -30,8 +31,6 @@ class ProgressActor:
 
     async def stats(self) -> dict[str, int]:
         """What the fan-out holds now: waiting long-polls, workflows in memory, pending asyncio tasks."""
-        import asyncio
-
         return {
             "waiters": self.state.waiters,
             "workflows_in_memory": self.state.workflows_in_memory,

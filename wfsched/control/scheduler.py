@@ -70,9 +70,6 @@ class SchedulerActor:
     ) -> list[tuple[int, WorkflowRecord]]:
         return self.state.list_workflows(user_id, status, before, limit)
 
-    async def active_users(self) -> int:
-        return len(self.state.admission.active_users)
-
     def _apply(self, outcome: Outcome) -> None:
         """Queue commands and events; they go out together once the calls at hand are done.
 

@@ -163,9 +163,6 @@ class SchedulerState:
         rows = self.store.list_workflows(user_id, status, before, limit)
         return [(seq, self._with_position(record)) for seq, record in rows]
 
-    def is_active(self, user_id: str) -> bool:
-        return user_id in self.admission.active_users
-
     # ---- internals --------------------------------------------------------------------------
 
     def owned(self, user_id: str, workflow_id: str) -> WorkflowRecord:
