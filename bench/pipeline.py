@@ -47,6 +47,7 @@ from wfsched.imaging.agreement import keep_in_mask, match_instances, resize_labe
 from wfsched.imaging.pipeline import LABELS_NAME
 from wfsched.jobs.cell_segmentation import CellSegmentationParams
 from wfsched.jobs.tissue_mask import MASK_NAME
+from wfsched.paths import job_output_dir
 
 MODEL = "brightfield_nuclei"
 USER = "bench-pipeline"
@@ -183,7 +184,7 @@ def run_service_job(args: argparse.Namespace, slide: Path, base: Path) -> tuple[
         if job["status"] != "succeeded":
             raise SystemExit(f"the cell_segmentation job {job['status']}: {job.get('error')}")
         job["submitted_at"] = submitted_at
-        return job, settings.results_dir / USER / workflow_id / JOB_ID
+        return job, job_output_dir(settings.results_dir, USER, workflow_id, JOB_ID)
     finally:
         client.close()
         server.stop()

@@ -9,6 +9,7 @@ from wfsched import server
 from wfsched.assets import fetch_assets
 from wfsched.client import Client
 from wfsched.config import Settings
+from wfsched.paths import workflow_output_dir
 
 DEMO_USER = "demo"
 
@@ -53,7 +54,7 @@ def run_demo(settings: Settings) -> int:
         for job in workflow["jobs"]:
             print(f"\n{job['job_id']} ({job['job_type']}): {job['status']}")
             print(json.dumps(job["result"] or {"error": job["error"]}, indent=2))
-        results = settings.results_dir / DEMO_USER / created["workflow_id"]
+        results = workflow_output_dir(settings.results_dir, DEMO_USER, created["workflow_id"])
         print(f"\nworkflow {workflow['status']} in {time.monotonic() - started:.1f} s; results in {results}")
         return 0 if workflow["status"] == "succeeded" else 1
     finally:

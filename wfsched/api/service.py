@@ -15,11 +15,9 @@ from ray.exceptions import RayTaskError
 from wfsched.api import tokens
 from wfsched.config import Settings
 from wfsched.control import actors
-from wfsched.control.lane import job_output_dir
 from wfsched.dag.graph import branches_of
 from wfsched.dag.validation import validate_workflow
 from wfsched.exceptions import InvalidRequestError, NotFoundError, WfschedError
-from wfsched.imaging.slide import resolve_in_data_roots
 from wfsched.jobs.registry import JobType, load_job_types
 from wfsched.models.event import Event, EventType
 from wfsched.models.state import (
@@ -33,6 +31,7 @@ from wfsched.models.state import (
     WorkflowStatus,
 )
 from wfsched.models.workflow import WorkflowSubmission
+from wfsched.paths import file_in, job_output_dir, resolve_in_data_roots
 from wfsched.types import Handle
 
 T = TypeVar("T")
@@ -131,9 +130,9 @@ class Service:
         """The file of an artifact the job lists, inside its output folder; else NotFoundError."""
         job = await self.job(user_id, workflow_id, job_id)
         listed = (job.result or {}).get("artifacts") or []
-        folder = job_output_dir(self.settings, user_id, workflow_id, job_id).resolve()
-        path = (folder / name).resolve()
-        if name not in listed or not path.is_relative_to(folder) or not path.exists():
+        folder = job_output_dir(self.settings.results_dir, user_id, workflow_id, job_id)
+        path = file_in(folder, name) if name in listed else None
+        if path is None:
             raise NotFoundError(f"job {job_id!r} has no artifact {name!r}")
         return path
 

@@ -5,7 +5,6 @@ Streams also accept a signed stream token (`?token=`), for browsers' EventSource
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import Depends, Header, Query
@@ -13,10 +12,9 @@ from fastapi import Depends, Header, Query
 from wfsched.api import tokens
 from wfsched.api.routes.deps import service
 from wfsched.exceptions import InvalidRequestError
+from wfsched.paths import USER_ID_RULE, is_user_id
 
-USER_ID_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,128}")
-
-UserHeader = Annotated[str | None, Header(description="Who is asking: `[A-Za-z0-9._@-]{1,128}`.")]
+UserHeader = Annotated[str | None, Header(description=f"Who is asking: {USER_ID_RULE}.")]
 
 
 def user_id(x_user_id: UserHeader = None) -> str:
@@ -37,8 +35,8 @@ def stream_user_id(
 
 
 def checked(candidate: str) -> str:
-    if not USER_ID_PATTERN.fullmatch(candidate):
-        raise InvalidRequestError("X-User-ID must be 1 to 128 characters of A-Z a-z 0-9 . _ @ -")
+    if not is_user_id(candidate):
+        raise InvalidRequestError(f"X-User-ID must be {USER_ID_RULE}")
     return candidate
 
 

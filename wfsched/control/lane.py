@@ -21,6 +21,7 @@ from wfsched.control.messages import JobReport, ProgressReport, Report, StartJob
 from wfsched.exceptions import JobCancelledError, WfschedError
 from wfsched.jobs.registry import JobContext, JobType, UpstreamJob
 from wfsched.models.state import JobRecord, JobStatus
+from wfsched.paths import job_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,6 @@ MAX_RUNNING_JOBS = 4_096
 
 
 ReportCallback = Callable[[Report], None]
-
-
-def job_output_dir(settings: Settings, user_id: str, workflow_id: str, job_id: str) -> Path:
-    """Where a job's artifacts live: per user, per workflow, per job."""
-    return settings.results_dir / user_id / workflow_id / job_id
 
 
 class LaneHost:
@@ -127,7 +123,7 @@ class LaneHost:
             image_path=Path(job.image_path),
             params=job_type.params_model.model_validate(job.params),
             settings=self.settings,
-            output_dir=job_output_dir(self.settings, command.user_id, job.workflow_id, job.job_id),
+            output_dir=job_output_dir(self.settings.results_dir, command.user_id, job.workflow_id, job.job_id),
             upstream={u.job_id: self._upstream(command.user_id, u) for u in command.upstream},
             cancel_event=cancel,
             on_progress=lambda done, total: self.on_report(ProgressReport(job.workflow_id, job.job_id, done, total)),
@@ -142,5 +138,5 @@ class LaneHost:
             job_type=job.job_type,
             image_path=job.image_path,
             result=job.result or {},
-            output_dir=job_output_dir(self.settings, user_id, job.workflow_id, job.job_id),
+            output_dir=job_output_dir(self.settings.results_dir, user_id, job.workflow_id, job.job_id),
         )

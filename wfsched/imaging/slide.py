@@ -7,7 +7,6 @@ tiffslide/tifffile/zarr errors underneath are mapped here, at the boundary.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import tiffslide
 
-from wfsched.exceptions import InvalidWorkflowError, SlideReadError
+from wfsched.exceptions import SlideReadError
 
 # InstanSeg treats pixel sizes within 1 % of the model's as equal and does not resample them;
 # we do the same, so a 0.499 µm/px slide runs at its native grid for a 0.5 µm/px model.
@@ -38,22 +37,6 @@ class SlideInfo:
     @property
     def level_mpps(self) -> tuple[float, ...]:
         return tuple(self.mpp * d for d in self.level_downsamples)
-
-
-def resolve_in_data_roots(image_path: str | Path, data_roots: Iterable[Path]) -> Path:
-    """The real path of `image_path` (symlinks resolved) if it lies inside a data root, else refuse.
-
-    Raises InvalidWorkflowError (422 at submission); existence is not checked here, reading is.
-    """
-    raw = Path(image_path).expanduser()
-    if not raw.is_absolute():
-        raise InvalidWorkflowError(f"image_path {str(image_path)!r} must be an absolute path")
-    real = raw.resolve()
-    roots = [Path(root).expanduser().resolve() for root in data_roots]
-    if any(real == root or real.is_relative_to(root) for root in roots):
-        return real
-    listed = ", ".join(str(root) for root in roots) or "(none configured)"
-    raise InvalidWorkflowError(f"image_path {str(image_path)!r} is outside the data roots: {listed}")
 
 
 def open_slide(path: Path) -> tiffslide.TiffSlide:

@@ -6,17 +6,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Ids appear in URLs and file names: keep them to a safe alphabet.
-ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+from wfsched.paths import ID_PATTERN, ID_RULE
 
 
 class JobSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    job_id: str = Field(pattern=ID_PATTERN, description="Unique within the workflow.")
+    job_id: str = Field(pattern=ID_PATTERN, description="Unique within the workflow; " + ID_RULE + ".")
     job_type: str = Field(min_length=1, description="A registered job type, e.g. `tissue_mask`.")
     image_path: str = Field(description="A slide inside one of the configured data roots.")
-    branch: str = Field(default="main", pattern=ID_PATTERN, description="Jobs of a branch run in list order.")
+    branch: str = Field(
+        default="main", pattern=ID_PATTERN, description="Jobs of a branch run in list order; " + ID_RULE + "."
+    )
     depends_on: list[str] = Field(default_factory=list, description="Job ids (any branch) that must succeed first.")
     params: dict[str, Any] = Field(default_factory=dict, description="Validated by the job type.")
 

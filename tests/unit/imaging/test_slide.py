@@ -6,35 +6,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.slides import write_corrupt, write_truncated
-from wfsched.exceptions import InvalidWorkflowError, SlideReadError
+from wfsched.exceptions import SlideReadError
 from wfsched.imaging.slide import (
     inspect_slide,
     open_slide,
     read_window_at_mpp,
-    resolve_in_data_roots,
     working_mpp,
 )
-
-
-def test_resolve_accepts_a_path_inside_a_root(tmp_path: Path) -> None:
-    (tmp_path / "a.svs").touch()
-    assert resolve_in_data_roots(tmp_path / "a.svs", [tmp_path]) == (tmp_path / "a.svs").resolve()
-
-
-def test_resolve_refuses_a_symlink_that_escapes_the_root(tmp_path: Path) -> None:
-    root, outside = tmp_path / "root", tmp_path / "outside"
-    root.mkdir(), outside.mkdir()
-    (outside / "secret.svs").touch()
-    (root / "link.svs").symlink_to(outside / "secret.svs")
-    with pytest.raises(InvalidWorkflowError, match="outside the data roots"):
-        resolve_in_data_roots(root / "link.svs", [root])
-
-
-def test_resolve_refuses_dot_dot_and_relative_paths(tmp_path: Path) -> None:
-    with pytest.raises(InvalidWorkflowError):
-        resolve_in_data_roots(tmp_path / "root" / ".." / "x.svs", [tmp_path / "root"])
-    with pytest.raises(InvalidWorkflowError, match="absolute"):
-        resolve_in_data_roots("x.svs", [tmp_path])
 
 
 def test_missing_and_non_slide_files_are_slide_read_errors(tmp_path: Path) -> None:

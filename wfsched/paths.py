@@ -1,0 +1,90 @@
+"""Every file path built from a name a user controls: the data-root check and the results layout.
+
+Names (user ids, workflow ids, job ids) become path components only through `job_output_dir`,
+which checks each against its pattern and the joined path against the results root before anyone
+writes, reads or deletes there. A name that starts with a dot can never be `.` or `..` (or a
+hidden folder), and the alphabet has no separator, so a checked name is always one component.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from wfsched.exceptions import InvalidRequestError, InvalidWorkflowError
+
+# Ids appear in URLs and folder names. The first character is never a dot; see the module's doc.
+ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"
+# User ids may also hold `@` (e-mail-like names from an identity provider).
+USER_ID_PATTERN = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,127}$"
+ID_RULE = "1 to 128 characters of A-Z a-z 0-9 . _ -, not starting with a dot"
+USER_ID_RULE = "1 to 128 characters of A-Z a-z 0-9 . _ @ -, not starting with a dot"
+
+_ID = re.compile(ID_PATTERN)
+_USER_ID = re.compile(USER_ID_PATTERN)
+
+
+def is_user_id(candidate: str) -> bool:
+    return _USER_ID.fullmatch(candidate) is not None
+
+
+def is_id(candidate: str) -> bool:
+    return _ID.fullmatch(candidate) is not None
+
+
+def job_output_dir(results_dir: Path, user_id: str, workflow_id: str, job_id: str) -> Path:
+    """Where a job's artifacts live: `<results>/<user>/<workflow>/<job>/`, checked to lie inside.
+
+    Raises InvalidRequestError for a name that could leave its place; callers validated the names
+    long before, so reaching that is a bug elsewhere, and refusing is the safe answer.
+    """
+    return _inside(results_dir, user_id, workflow_id, job_id)
+
+
+def workflow_output_dir(results_dir: Path, user_id: str, workflow_id: str) -> Path:
+    """`<results>/<user>/<workflow>/`, the folder of every job of a workflow, checked as above."""
+    return _inside(results_dir, user_id, workflow_id)
+
+
+def _inside(results_dir: Path, user_id: str, *ids: str) -> Path:
+    if not is_user_id(user_id):
+        raise InvalidRequestError(f"user id {user_id!r} cannot name a folder: {USER_ID_RULE}")
+    for name in ids:
+        if not is_id(name):
+            raise InvalidRequestError(f"id {name!r} cannot name a folder: {ID_RULE}")
+    root = Path(results_dir).resolve()
+    folder = root.joinpath(user_id, *ids).resolve()
+    if not folder.is_relative_to(root) or len(folder.relative_to(root).parts) != 1 + len(ids):
+        raise InvalidRequestError(f"the results folder {folder} would lie outside {root}")
+    return folder
+
+
+def file_in(folder: Path, name: str) -> Path | None:
+    """`folder/name` if it exists and lies inside `folder` (symlinks resolved), else None."""
+    if "\x00" in name or "/" in name or name in ("", ".", ".."):
+        return None
+    path = (folder / name).resolve()
+    return path if path.is_relative_to(folder.resolve()) and path.exists() else None
+
+
+def resolve_in_data_roots(image_path: str | Path, data_roots: Iterable[Path]) -> Path:
+    """The real path of `image_path` (symlinks resolved) if it lies inside a data root, else refuse.
+
+    Raises InvalidWorkflowError (422 at submission); existence is not checked here, reading is.
+    """
+    text = str(image_path)
+    if "\x00" in text:
+        raise InvalidWorkflowError(f"image_path {text!r} contains a NUL character")
+    raw = Path(image_path).expanduser()
+    if not raw.is_absolute():
+        raise InvalidWorkflowError(f"image_path {text!r} must be an absolute path")
+    try:
+        real = raw.resolve()
+    except (OSError, RuntimeError) as error:  # a symlink loop, a name too long for the file system
+        raise InvalidWorkflowError(f"image_path {text!r} cannot be resolved: {error}") from error
+    roots = [Path(root).expanduser().resolve() for root in data_roots]
+    if any(real == root or real.is_relative_to(root) for root in roots):
+        return real
+    listed = ", ".join(str(root) for root in roots) or "(none configured)"
+    raise InvalidWorkflowError(f"image_path {text!r} is outside the data roots: {listed}")
