@@ -5,6 +5,7 @@ Actors never read the environment themselves; they get this object (it pickles).
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -58,6 +59,17 @@ class Settings:
     # start unless set: every replica gets this same object, and tokens live minutes only.
     stream_token_secret: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     stream_token_ttl_s: float = 300.0
+    # Per-user limits, so one tenant cannot starve the rest (429 with Retry-After beyond them).
+    # 20 streams: a browser tab holds one or two; a dashboard watching every workflow a few more.
+    max_streams_per_user: int = 20
+    # All streams of one Api replica: below its max_ongoing_requests (1,000), so requests always fit.
+    max_streams_per_replica: int = 800
+    # Queued (not yet admitted) workflows of one user: a lab's batch, not an unbounded backlog.
+    max_queued_workflows_per_user: int = 100
+    # Submissions of one user per minute: ~2 a second sustained, far above a person or a script's need.
+    max_submissions_per_minute: int = 120
+    # How long an Idempotency-Key is remembered (24 h, as payment APIs do).
+    idempotency_ttl_s: float = 86_400.0
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; None values leave a field as it is."""
@@ -83,12 +95,26 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(str(m).strip() for m in items if str(m).strip())
     if name in ("port", "max_active_users", "max_jobs_per_workflow", "max_body_bytes"):
         return _positive_int(name, value)
-    if name in ("branch_actors", "api_replicas"):
+    if name in (
+        "branch_actors",
+        "api_replicas",
+        "max_streams_per_user",
+        "max_streams_per_replica",
+        "max_queued_workflows_per_user",
+        "max_submissions_per_minute",
+    ):
         return _positive_int(name, value)
-    if name in ("num_gpus_per_task", "api_num_cpus", "reconcile_interval_s", "heartbeat_s", "stream_token_ttl_s"):
+    if name in (
+        "num_gpus_per_task",
+        "api_num_cpus",
+        "reconcile_interval_s",
+        "heartbeat_s",
+        "stream_token_ttl_s",
+        "idempotency_ttl_s",
+    ):
         number = float(value)
-        if number < 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         return number
     if name == "address":
         return str(value) or None

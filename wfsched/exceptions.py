@@ -3,10 +3,11 @@
     WfschedError
     ├── NotFoundError          a workflow, job or artifact the caller may not see or that does not exist
     ├── InvalidWorkflowError   a submission that cannot run (bad job, cycle, deadlock, bad params)
+    │   └── IdempotencyKeyReusedError  an Idempotency-Key sent again with another body
     ├── InvalidRequestError    a request that is malformed outside the workflow body (user id, cursor)
     ├── UnauthorizedError      a stream token that is invalid or expired
     ├── ConflictError          an action that the current state forbids
-    ├── QuotaExceededError     a request over a configured limit
+    ├── QuotaExceededError     a request over a configured limit; says when to try again
     └── JobError               a job that failed while it ran
         ├── SlideReadError     a slide that cannot be opened or read
         ├── ModelNotFoundError a segmentation model that is not on this machine
@@ -61,8 +62,19 @@ class ConflictError(WfschedError):
     code = "conflict"
 
 
+class IdempotencyKeyReusedError(InvalidWorkflowError):
+    code = "idempotency_key_reused"
+
+
 class QuotaExceededError(WfschedError):
     code = "quota_exceeded"
+
+    def __init__(self, detail: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[type, tuple[str, float]]:  # type: ignore[override]
+        return (type(self), (self.detail, self.retry_after_s))
 
 
 class JobError(WfschedError):

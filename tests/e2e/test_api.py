@@ -103,7 +103,7 @@ def test_submission_errors_name_the_job_and_reason(make_user: Callable[[str], Ap
         content=b'{"name": "' + b"x" * 2_000_000 + b'"}',
         headers={"Content-Type": "application/json"},
     )
-    assert huge.status_code == 422 and huge.json()["error"] == "body_too_large"
+    assert huge.status_code == 413 and huge.json()["error"] == "body_too_large"
     assert api.request("GET", "/api/workflows").json()["workflows"] == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,7 +43,10 @@ def install_error_handlers(app: FastAPI) -> None:
 async def _domain_error(request: Request, exc: WfschedError) -> JSONResponse:
     status = next((code for cls, code in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 500)
     extra = {"problems": exc.problems} if isinstance(exc, InvalidWorkflowError) else {}
-    return error_response(status, exc.code, exc.detail, **extra)
+    response = error_response(status, exc.code, exc.detail, **extra)
+    if isinstance(exc, QuotaExceededError):
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    return response
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

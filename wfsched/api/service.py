@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
+import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,11 +14,12 @@ import ray
 from ray.exceptions import RayTaskError
 
 from wfsched.api import tokens
+from wfsched.api.limits import StreamSlot, StreamSlots
 from wfsched.config import Settings
 from wfsched.control import actors
 from wfsched.dag.graph import branches_of
 from wfsched.dag.validation import validate_workflow
-from wfsched.exceptions import InvalidRequestError, NotFoundError, WfschedError
+from wfsched.exceptions import NotFoundError, WfschedError
 from wfsched.jobs.registry import JobType, load_job_types
 from wfsched.models.event import Event, EventType
 from wfsched.models.state import (
@@ -64,12 +66,14 @@ class Service:
         self.job_types = job_types if job_types is not None else load_job_types(settings)
         self.scheduler: Handle = actors.scheduler(settings)
         self.progress_actor: Handle = actors.progress(settings)
-        self.open_streams = 0
+        self.streams = StreamSlots(settings.max_streams_per_user, settings.max_streams_per_replica)
 
     async def ready(self) -> bool:
         return await call(self.scheduler.ready.remote())
 
-    async def submit(self, user_id: str, workflow: WorkflowSubmission) -> WorkflowRecord:
+    async def submit(
+        self, user_id: str, workflow: WorkflowSubmission, idempotency_key: str | None = None
+    ) -> WorkflowRecord:
         resolved: dict[str, Path] = {}  # each image path checked and resolved once
 
         def check_image_path(image_path: str) -> None:
@@ -96,18 +100,18 @@ class Service:
             )
             for index, job in enumerate(workflow.jobs)
         ]
-        return await call(self.scheduler.submit.remote(workflow_id, user_id, workflow.name, jobs))
+        idempotency = None if idempotency_key is None else (idempotency_key, _body_sha256(workflow))
+        return await call(self.scheduler.submit.remote(workflow_id, user_id, workflow.name, jobs, idempotency))
 
     async def list_workflows(
         self, user_id: str, status: WorkflowStatus | None, cursor: str | None, limit: int
     ) -> WorkflowPage:
-        before = _parse_cursor(cursor)
-        rows: list[tuple[int, WorkflowRecord]] = await call(
-            self.scheduler.list_workflows.remote(user_id, status, before, limit + 1)
+        rows: list[WorkflowRecord] = await call(
+            self.scheduler.list_workflows.remote(user_id, status, cursor, limit + 1)
         )
         page = rows[:limit]
-        next_cursor = str(page[-1][0]) if len(rows) > limit else None
-        return WorkflowPage(workflows=[record for _, record in page], next_cursor=next_cursor)
+        next_cursor = page[-1].workflow_id if len(rows) > limit else None
+        return WorkflowPage(workflows=page, next_cursor=next_cursor)
 
     async def workflow(self, user_id: str, workflow_id: str) -> WorkflowDetail:
         record, jobs = await self._workflow(user_id, workflow_id)
@@ -140,12 +144,23 @@ class Service:
         record, jobs = await self._workflow(user_id, workflow_id)
         return progress_snapshot(record, jobs)
 
+    @property
+    def open_streams(self) -> int:
+        return self.streams.open
+
     async def workflow_events(self, user_id: str, workflow_id: str, after_seq: int) -> AsyncIterator[Event | None]:
-        """The workflow's events after `after_seq`, None at each idle heartbeat; ends after the last."""
-        record = await self.owned(user_id, workflow_id)
-        with self._counted_stream():
-            async for event in self._workflow_events(user_id, record, after_seq):
-                yield event
+        """The workflow's events after `after_seq`, None at each idle heartbeat; ends after the last.
+
+        Counted and checked now (429 over the stream limits, 404 for another's workflow), so both
+        are answers rather than a broken stream; the events come as the stream is read.
+        """
+        slot = self.streams.acquire(user_id)
+        try:
+            record = await self.owned(user_id, workflow_id)
+        except BaseException:
+            slot.release()
+            raise
+        return _held(slot, self._workflow_events(user_id, record, after_seq))
 
     async def _workflow_events(
         self, user_id: str, record: WorkflowRecord, after_seq: int
@@ -166,11 +181,12 @@ class Service:
                 yield None
                 record = await self.owned(user_id, workflow_id)
 
-    async def user_events(self, user_id: str, after_id: int) -> AsyncIterator[Event | None]:
-        """All of the user's events after the global `after_id`, None at each idle heartbeat; endless."""
-        with self._counted_stream():
-            async for event in self._user_events(user_id, after_id):
-                yield event
+    def user_events(self, user_id: str, after_id: int) -> AsyncIterator[Event | None]:
+        """All of the user's events after the global `after_id`, None at each idle heartbeat; endless.
+
+        Counted now: over the stream limits it raises QuotaExceededError before any stream starts.
+        """
+        return _held(self.streams.acquire(user_id), self._user_events(user_id, after_id))
 
     async def _user_events(self, user_id: str, after_id: int) -> AsyncIterator[Event | None]:
         while True:
@@ -187,20 +203,27 @@ class Service:
         """The workflow's record if the user owns it, else NotFoundError."""
         return await call(self.scheduler.owned.remote(user_id, workflow_id))  # type: ignore[no-any-return]
 
-    @contextlib.contextmanager
-    def _counted_stream(self) -> Iterator[None]:
-        """Count open streams, so a test (and /healthz) can see that closed ones are gone."""
-        self.open_streams += 1
-        try:
-            yield
-        finally:
-            self.open_streams -= 1
-
     def stream_token(self, user_id: str) -> tuple[str, float]:
         return tokens.issue(user_id, self.settings.stream_token_secret, self.settings.stream_token_ttl_s)
 
     async def _workflow(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, list[JobRecord]]:
         return await call(self.scheduler.workflow.remote(user_id, workflow_id))  # type: ignore[no-any-return]
+
+
+def _body_sha256(workflow: WorkflowSubmission) -> str:
+    """The submission's hash, the same for the same content however its JSON was spaced or ordered."""
+    canonical = json.dumps(workflow.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _held(slot: StreamSlot, events: AsyncIterator[Event | None]) -> AsyncIterator[Event | None]:
+    """The events, holding the stream's slot until the stream ends or its client goes away."""
+    try:
+        async for event in events:
+            yield event
+    finally:
+        slot.release()
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 def progress_snapshot(record: WorkflowRecord, jobs: list[JobRecord]) -> ProgressSnapshot:
@@ -230,11 +253,3 @@ def _job_progress(job: JobRecord) -> JobProgress:
         total=job.progress_total,
         percent=round(percent, 2),
     )
-
-
-def _parse_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not cursor.isdigit():
-        raise InvalidRequestError(f"cursor {cursor!r} is not one this API gave out")
-    return int(cursor)

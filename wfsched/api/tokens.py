@@ -24,7 +24,8 @@ def issue(user_id: str, secret: str, ttl_s: float, now: float | None = None) -> 
 def verify(token: str, secret: str, now: float | None = None) -> str:
     """The user a valid, unexpired token was issued to; else UnauthorizedError."""
     payload, _, signature = token.partition(".")
-    if not signature or not hmac.compare_digest(signature, _sign(payload, secret)):
+    if not (signature and token.isascii() and hmac.compare_digest(signature, _sign(payload, secret))):
+        # isascii first: compare_digest raises on non-ASCII text, which answered 500 before.
         raise UnauthorizedError("the stream token is not valid")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     if float(claims["e"]) < (time.time() if now is None else now):

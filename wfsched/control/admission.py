@@ -11,7 +11,9 @@ class AdmissionState:
     def __init__(self, max_active_users: int) -> None:
         self.max_active_users = max_active_users
         self._admitted: Counter[str] = Counter()  # user → admitted, unfinished workflows
-        self._queue: list[tuple[str, str]] = []  # (workflow_id, user_id), submission order
+        # Waiting users in the order they joined the line, each with their queued workflows. A user
+        # keeps their place while any workflow of theirs waits, so a place only ever counts down.
+        self._waiting: dict[str, list[str]] = {}
 
     @property
     def active_users(self) -> set[str]:
@@ -22,7 +24,7 @@ class AdmissionState:
         if user_id in self._admitted or len(self._admitted) < self.max_active_users:
             self._admitted[user_id] += 1
             return True
-        self._queue.append((workflow_id, user_id))
+        self._waiting.setdefault(user_id, []).append(workflow_id)
         return False
 
     def restore_admitted(self, user_id: str) -> None:
@@ -31,7 +33,7 @@ class AdmissionState:
 
     def restore_queued(self, workflow_id: str, user_id: str) -> list[str]:
         """Re-queue a workflow after a restart; admitted at once if a slot is free (ids admitted)."""
-        self._queue.append((workflow_id, user_id))
+        self._waiting.setdefault(user_id, []).append(workflow_id)
         return self._admit_waiting()
 
     def finish(self, user_id: str) -> list[str]:
@@ -43,31 +45,37 @@ class AdmissionState:
 
     def withdraw(self, workflow_id: str) -> bool:
         """Drop a queued workflow (cancelled while waiting). True if it was queued."""
-        before = len(self._queue)
-        self._queue = [entry for entry in self._queue if entry[0] != workflow_id]
-        return len(self._queue) != before
+        for user_id, workflows in self._waiting.items():
+            if workflow_id in workflows:
+                workflows.remove(workflow_id)
+                if not workflows:
+                    del self._waiting[user_id]
+                return True
+        return False
+
+    def queued_of(self, user_id: str) -> int:
+        """How many of the user's workflows wait for admission."""
+        return len(self._waiting.get(user_id, ()))
 
     def positions(self) -> dict[str, int]:
         """Queued workflow → its place in line (1 = next), counted in waiting users, not workflows.
 
         A user is admitted as a whole, so a user's later workflows share the place of their first.
         """
-        places: dict[str, int] = {}
-        result = {}
-        for workflow_id, user_id in self._queue:
-            places.setdefault(user_id, len(places) + 1)
-            result[workflow_id] = places[user_id]
-        return result
+        return {
+            workflow_id: place
+            for place, workflows in enumerate(self._waiting.values(), start=1)
+            for workflow_id in workflows
+        }
 
     def _admit_waiting(self) -> list[str]:
-        admitted = []
-        while self._queue:
-            head_user = self._queue[0][1]
+        admitted: list[str] = []
+        while self._waiting:
+            head_user = next(iter(self._waiting))
             if head_user not in self._admitted and len(self._admitted) >= self.max_active_users:
                 break
             # The user becomes active: every workflow of theirs that waits is admitted with it.
-            mine = [wf for wf, user in self._queue if user == head_user]
-            self._queue = [entry for entry in self._queue if entry[1] != head_user]
+            mine = self._waiting.pop(head_user)
             self._admitted[head_user] += len(mine)
             admitted += mine
         return admitted

@@ -11,12 +11,16 @@ import ray
 from wfsched.config import Settings
 from wfsched.control import actors
 from wfsched.control.messages import Command, Report, StartJob
-from wfsched.control.scheduler_state import Outcome, SchedulerState
+from wfsched.control.quota import SubmitLimits
+from wfsched.control.scheduler_state import IdempotencyKey, Outcome, SchedulerState
 from wfsched.models.event import Event
 from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
 from wfsched.store.sqlite import SqliteRunStore
 
 log = logging.getLogger(__name__)
+
+# Expired idempotency keys are ignored at once; deleting them is only housekeeping.
+FORGET_KEYS_EVERY_S = 3600.0
 
 
 @ray.remote
@@ -28,7 +32,12 @@ class SchedulerActor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.state = SchedulerState(SqliteRunStore(settings.db), settings.max_active_users)
+        self.state = SchedulerState(
+            SqliteRunStore(settings.db),
+            settings.max_active_users,
+            limits=SubmitLimits(settings.max_submissions_per_minute, settings.max_queued_workflows_per_user),
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+        )
         self.progress = actors.progress(settings)
         # Started now: a worker process takes seconds to start and import the job runners.
         self._branch_hosts = {i: actors.branch_host(settings, i) for i in range(settings.branch_actors)}
@@ -44,9 +53,16 @@ class SchedulerActor:
         await asyncio.gather(*(host.ready.remote() for host in self._branch_hosts.values()))
         return True
 
-    async def submit(self, workflow_id: str, user_id: str, name: str, jobs: list[JobRecord]) -> WorkflowRecord:
+    async def submit(
+        self,
+        workflow_id: str,
+        user_id: str,
+        name: str,
+        jobs: list[JobRecord],
+        idempotency: IdempotencyKey | None = None,
+    ) -> WorkflowRecord:
         self._ensure_reconciler()
-        record, outcome = self.state.submit(workflow_id, user_id, name, jobs)
+        record, outcome = self.state.submit(workflow_id, user_id, name, jobs, idempotency)
         self._apply(outcome)
         return record
 
@@ -66,8 +82,8 @@ class SchedulerActor:
         return self.state.workflow(user_id, workflow_id)
 
     async def list_workflows(
-        self, user_id: str, status: WorkflowStatus | None, before: int | None, limit: int
-    ) -> list[tuple[int, WorkflowRecord]]:
+        self, user_id: str, status: WorkflowStatus | None, before: str | None, limit: int
+    ) -> list[WorkflowRecord]:
         return self.state.list_workflows(user_id, status, before, limit)
 
     def _apply(self, outcome: Outcome) -> None:
@@ -105,10 +121,15 @@ class SchedulerActor:
             self._reconciler = asyncio.get_running_loop().create_task(self._reconcile_forever())
 
     async def _reconcile_forever(self) -> None:
-        """Re-send running jobs that no lane knows (a branch host restarted); survives any error."""
+        """Re-send running jobs that no lane knows (a branch host restarted), and drop expired
+        idempotency keys now and then; survives any error."""
+        forgotten_at = 0.0
         while True:
             await asyncio.sleep(self.settings.reconcile_interval_s)
             try:
+                if time.monotonic() - forgotten_at > FORGET_KEYS_EVERY_S:
+                    self.state.forget_old_idempotency_keys()
+                    forgotten_at = time.monotonic()
                 await self._reconcile_once()
             except Exception:
                 log.exception("reconcile failed; trying again in %.1f s", self.settings.reconcile_interval_s)

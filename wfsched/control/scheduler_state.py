@@ -13,11 +13,17 @@ from typing import Any
 
 from wfsched.control.admission import AdmissionState
 from wfsched.control.messages import Command, JobReport, ProgressReport, Report, StartJob, StopJob
+from wfsched.control.quota import SubmissionQuota, SubmitLimits
 from wfsched.control.run import WorkflowRun
-from wfsched.exceptions import ConflictError, NotFoundError
+from wfsched.exceptions import ConflictError, IdempotencyKeyReusedError, InvalidRequestError, NotFoundError
 from wfsched.models.event import Event, EventType
-from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
+from wfsched.models.state import IdempotentSubmission, JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
 from wfsched.store.base import RunStore
+
+DEFAULT_LIMITS = SubmitLimits()
+
+IdempotencyKey = tuple[str, str]
+"""A client's Idempotency-Key and the sha256 of the body it came with."""
 
 
 @dataclass
@@ -35,15 +41,25 @@ class _Changes:
     jobs: dict[tuple[str, str], JobRecord] = field(default_factory=dict)
     events: list[tuple[str, Event]] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
+    idempotent: list[IdempotentSubmission] = field(default_factory=list)
 
 
 class SchedulerState:
     """The only writer of workflow and job state."""
 
-    def __init__(self, store: RunStore, max_active_users: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        max_active_users: int,
+        clock: Callable[[], float] = time.time,
+        limits: SubmitLimits = DEFAULT_LIMITS,
+        idempotency_ttl_s: float = 86_400.0,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.admission = AdmissionState(max_active_users)
+        self.quota = SubmissionQuota(limits, clock)
+        self.idempotency_ttl_s = idempotency_ttl_s
         self.runs: dict[str, WorkflowRun] = {}
         self._seq: dict[str, int] = {}
         self._positions: dict[str, int] = {}
@@ -75,12 +91,28 @@ class SchedulerState:
     # ---- mutations --------------------------------------------------------------------------
 
     def submit(
-        self, workflow_id: str, user_id: str, name: str, jobs: list[JobRecord]
+        self,
+        workflow_id: str,
+        user_id: str,
+        name: str,
+        jobs: list[JobRecord],
+        idempotency: IdempotencyKey | None = None,
     ) -> tuple[WorkflowRecord, Outcome]:
-        """Accept a validated workflow; idempotent on workflow_id (a retried call returns the same)."""
+        """Accept a validated workflow; idempotent on workflow_id (a retried call returns the same).
+
+        With an idempotency key (the client's key and the body's hash), a repeat within the key's
+        lifetime gets the first answer again, and the same key with another body is refused.
+        Over a per-user limit it raises QuotaExceededError and accepts nothing.
+        """
         existing = self.store.get_workflow(workflow_id)
         if existing is not None:
             return self._with_position(existing), Outcome()
+        if idempotency is not None:
+            first = self._first_answer(user_id, idempotency)
+            if first is not None:
+                return first, Outcome()
+        self.quota.check(user_id, self.admission.queued_of(user_id))
+        self.quota.record(user_id)
         record = WorkflowRecord(workflow_id=workflow_id, user_id=user_id, name=name, created_at=self.clock())
         run = WorkflowRun(record, jobs)
         self.runs[workflow_id] = run
@@ -91,8 +123,39 @@ class SchedulerState:
         if self.admission.submit(workflow_id, user_id):
             self._admit(run, changes)
         self._refresh_positions(changes)
+        answer = self._with_position(record)
+        if idempotency is not None:
+            key, body_sha256 = idempotency
+            changes.idempotent.append(
+                IdempotentSubmission(
+                    user_id=user_id,
+                    key=key,
+                    body_sha256=body_sha256,
+                    workflow_id=workflow_id,
+                    status=answer.status,
+                    queue_position=answer.queue_position,
+                    created_at=self.clock(),
+                )
+            )
         outcome = self._commit(changes)
-        return self._with_position(record), outcome
+        return answer, outcome
+
+    def _first_answer(self, user_id: str, idempotency: IdempotencyKey) -> WorkflowRecord | None:
+        """The first answer to this user's key if it is still remembered; else None."""
+        key, body_sha256 = idempotency
+        first = self.store.get_idempotent(user_id, key)
+        if first is None or first.created_at < self.clock() - self.idempotency_ttl_s:
+            return None
+        if first.body_sha256 != body_sha256:
+            raise IdempotencyKeyReusedError(
+                f"Idempotency-Key {key!r} was used for another submission: use a new key for a new workflow"
+            )
+        record = self.owned(user_id, first.workflow_id)
+        return record.model_copy(update={"status": first.status, "queue_position": first.queue_position})
+
+    def forget_old_idempotency_keys(self) -> None:
+        """Drop first answers past their lifetime (they are ignored anyway; this bounds the table)."""
+        self.store.forget_idempotent_before(self.clock() - self.idempotency_ttl_s)
 
     def apply_reports(self, reports: list[Report]) -> Outcome:
         """What lanes report, in their order, committed at once: a burst costs one transaction."""
@@ -158,10 +221,19 @@ class SchedulerState:
         return self._with_position(record), self.store.get_jobs(workflow_id)
 
     def list_workflows(
-        self, user_id: str, status: WorkflowStatus | None, before: int | None, limit: int
-    ) -> list[tuple[int, WorkflowRecord]]:
-        rows = self.store.list_workflows(user_id, status, before, limit)
-        return [(seq, self._with_position(record)) for seq, record in rows]
+        self, user_id: str, status: WorkflowStatus | None, before: str | None, limit: int
+    ) -> list[WorkflowRecord]:
+        """The user's workflows, newest first, older than their workflow `before` if given.
+
+        The cursor is a workflow id the user owns, not a position in everyone's submissions, so a
+        page tells nobody how much others submit.
+        """
+        if before is not None:
+            try:
+                self.owned(user_id, before)
+            except NotFoundError:
+                raise InvalidRequestError(f"cursor {before!r} is not one this API gave out") from None
+        return [self._with_position(record) for record in self.store.list_workflows(user_id, status, before, limit)]
 
     # ---- internals --------------------------------------------------------------------------
 
@@ -241,7 +313,7 @@ class SchedulerState:
         return StartJob(user_id=run.user_id, job=job.model_copy(), upstream=upstream, then=then)
 
     def _commit(self, changes: _Changes) -> Outcome:
-        self.store.save(changes.workflows.values(), changes.jobs.values(), changes.events)
+        self.store.save(changes.workflows.values(), changes.jobs.values(), changes.events, changes.idempotent)
         return Outcome(commands=changes.commands, events=changes.events)
 
 

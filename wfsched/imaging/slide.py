@@ -21,7 +21,7 @@ from wfsched.exceptions import SlideReadError
 SAME_MPP_TOLERANCE = 0.01
 
 # Pixel sizes outside this range are metadata errors (cm or inch units taken for µm).
-_PLAUSIBLE_MPP = (0.05, 100.0)
+PLAUSIBLE_MPP = (0.05, 100.0)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def slide_mpp(slide: tiffslide.TiffSlide, override_mpp: float | None = None) -> 
     if mpp_x is None:
         raise SlideReadError("the slide has no pixel size in its metadata: set `pixel_size_um` in the job's params")
     mpp = float(mpp_x) if mpp_y is None else (float(mpp_x) + float(mpp_y)) / 2
-    if not _PLAUSIBLE_MPP[0] <= mpp <= _PLAUSIBLE_MPP[1]:
+    if not PLAUSIBLE_MPP[0] <= mpp <= PLAUSIBLE_MPP[1]:
         raise SlideReadError(
             f"the slide's pixel size {mpp} µm/px is implausible: set `pixel_size_um` in the job's params"
         )

@@ -16,6 +16,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 
+from wfsched.exceptions import JobError
+
+# 250,000 cores of 384 px at 0.5 µm/px cover 96 mm × 96 mm, more than a whole glass slide; a grid
+# past that comes from a wrong pixel size, and planning it alone would take GBs.
+MAX_GRID_TILES = 250_000
+
 Rect = tuple[int, int, int, int]
 """(x, y, width, height) in working-grid pixels."""
 
@@ -59,7 +65,7 @@ def make_grid(
     if tile_px <= 2 * halo_px:
         raise ValueError(f"tile_px {tile_px} must exceed twice the halo ({halo_px} px)")
     scale = level0_mpp / working_mpp
-    return TileGrid(
+    grid = TileGrid(
         width_px=max(1, round(level0_size_px[0] * scale)),
         height_px=max(1, round(level0_size_px[1] * scale)),
         working_mpp=working_mpp,
@@ -67,6 +73,13 @@ def make_grid(
         tile_px=tile_px,
         halo_px=halo_px,
     )
+    tiles = math.ceil(grid.width_px / grid.core_px) * math.ceil(grid.height_px / grid.core_px)
+    if tiles > MAX_GRID_TILES:
+        raise JobError(
+            f"the slide at {level0_mpp} µm/px would need {tiles} tiles, over the limit of {MAX_GRID_TILES}: "
+            "check its pixel size (`pixel_size_um`) and `tile_size_px`"
+        )
+    return grid
 
 
 def _core_starts(length_px: int, core_px: int) -> list[int]:

@@ -62,8 +62,10 @@ def read_thumbnail(
     """
     level = slide.get_best_level_for_downsample(target_mpp / info.mpp)
     level_mpp = info.level_mpps[level]
-    factor = max(1, round(target_mpp / level_mpp))
     level_w, level_h = slide.level_dimensions[level]
+    # Never average blocks larger than the level itself: a tiny claimed pixel size would otherwise
+    # read (target/mpp)² pixels of padding (a job asking 0.001 µm/px took 900 MB).
+    factor = max(1, min(round(target_mpp / level_mpp), level_w, level_h))
     out_w, out_h = max(1, level_w // factor), max(1, level_h // factor)
     strip_rows = max(factor, (_STRIP_ROWS_PX // factor) * factor)
     strips: list[npt.NDArray[np.uint8]] = []

@@ -19,7 +19,7 @@ from wfsched.imaging.pipeline import (
     segment_slide,
 )
 from wfsched.imaging.segment import SegmentSpec, model_info
-from wfsched.imaging.slide import inspect_slide
+from wfsched.imaging.slide import PLAUSIBLE_MPP, inspect_slide
 from wfsched.imaging.tiling import Tile
 from wfsched.imaging.tissue import TissueMask
 from wfsched.jobs.registry import JobContext, JobType
@@ -34,7 +34,7 @@ SUMMARY_NAME = "summary.json"
 
 
 class CellSegmentationParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str = Field(
         "brightfield_nuclei",
@@ -48,7 +48,9 @@ class CellSegmentationParams(BaseModel):
     halo_px: int = Field(64, ge=32, le=512, description="context around each tile; > the largest cell")
     batch_size: int = Field(4, ge=1, le=256, description="tiles per Ray task")
     max_batches_in_flight: int = Field(4, ge=1, le=1024, description="batches running at once")
-    pixel_size_um: float | None = Field(None, gt=0, le=100, description="override the slide's µm/px")
+    pixel_size_um: float | None = Field(
+        None, ge=PLAUSIBLE_MPP[0], le=PLAUSIBLE_MPP[1], description="override the slide's µm/px"
+    )
     target: Literal["nuclei", "cells"] = Field("nuclei", description="cells needs a model that has both")
     dark_background: bool = Field(False, description="for the job's own tissue mask (fluorescence)")
 

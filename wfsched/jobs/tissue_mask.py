@@ -13,13 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wfsched.exceptions import JobError, SlideReadError
 from wfsched.imaging.outputs import tissue_feature_collection, write_mask_png
-from wfsched.imaging.slide import SlideInfo, open_slide, slide_info
+from wfsched.imaging.slide import PLAUSIBLE_MPP, SlideInfo, open_slide, slide_info
 from wfsched.imaging.tissue import TissueMask, TissueOptions, tissue_mask_of
 from wfsched.jobs.registry import JobContext, JobType, UpstreamJob
 
 MASK_NAME = "tissue_mask.png"
 GEOJSON_NAME = "tissue.geojson"
 THUMBNAIL_NAME = "thumbnail.png"
+# 100 mm × 100 mm: more than any glass slide holds, so no real area is refused.
+MAX_AREA_UM2 = 1e10
 # Long side of the display thumbnail: enough to see the cells drawn over it in a browser.
 THUMBNAIL_PX = 1024
 
@@ -27,14 +29,20 @@ THUMBNAIL_PX = 1024
 class TissueMaskParams(BaseModel):
     """Sizes in µm²/µm, so one set of params suits slides scanned at any resolution."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    min_object_area_um2: float = Field(10_000.0, ge=0, description="drop tissue pieces smaller than this")
-    fill_holes_area_um2: float = Field(10_000.0, ge=0, description="fill holes in tissue smaller than this")
+    min_object_area_um2: float = Field(
+        10_000.0, ge=0, le=MAX_AREA_UM2, description="drop tissue pieces smaller than this"
+    )
+    fill_holes_area_um2: float = Field(
+        10_000.0, ge=0, le=MAX_AREA_UM2, description="fill holes in tissue smaller than this"
+    )
     closing_radius_um: float = Field(16.0, ge=0, le=1000, description="close gaps narrower than this")
     dark_background: bool = Field(False, description="tissue brighter than background (fluorescence)")
     threshold: float | None = Field(None, ge=0, le=1, description="fixed grey threshold; default Otsu")
-    pixel_size_um: float | None = Field(None, gt=0, le=100, description="override the slide's µm/px")
+    pixel_size_um: float | None = Field(
+        None, ge=PLAUSIBLE_MPP[0], le=PLAUSIBLE_MPP[1], description="override the slide's µm/px"
+    )
 
     def options(self) -> TissueOptions:
         return TissueOptions(

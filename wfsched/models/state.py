@@ -78,6 +78,18 @@ class WorkflowRecord(BaseModel):
     queue_position: int | None = None
 
 
+class IdempotentSubmission(BaseModel):
+    """The first answer to a submission with an `Idempotency-Key`, given again to a repeat of it."""
+
+    user_id: str
+    key: str
+    body_sha256: str
+    workflow_id: str
+    status: WorkflowStatus
+    queue_position: int | None = None
+    created_at: float
+
+
 class WorkflowDetail(WorkflowRecord):
     branches: dict[str, list[str]] = Field(description="Branch name to its job ids, in run order.")
     jobs: list[JobRecord]

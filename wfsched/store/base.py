@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from wfsched.models.event import Event
-from wfsched.models.state import JobRecord, WorkflowRecord, WorkflowStatus
+from wfsched.models.state import IdempotentSubmission, JobRecord, WorkflowRecord, WorkflowStatus
 
 
 class RunStore(Protocol):
@@ -17,8 +17,10 @@ class RunStore(Protocol):
         workflows: Iterable[WorkflowRecord] = (),
         jobs: Iterable[JobRecord] = (),
         events: Iterable[tuple[str, Event]] = (),
+        idempotent: Iterable[IdempotentSubmission] = (),
     ) -> None:
-        """Insert or update workflows and jobs, append events (each with its owner's user id).
+        """Insert or update workflows, jobs and first answers to keyed submissions; append events
+        (each with its owner's user id).
 
         Each appended event gets its global `id`, the cursor of a user's stream of all their events.
         """
@@ -35,10 +37,14 @@ class RunStore(Protocol):
     def get_jobs(self, workflow_id: str) -> list[JobRecord]: ...
 
     def list_workflows(
-        self, user_id: str, status: WorkflowStatus | None, before: int | None, limit: int
-    ) -> list[tuple[int, WorkflowRecord]]:
-        """The user's workflows, newest first, each with its submission number (the cursor)."""
+        self, user_id: str, status: WorkflowStatus | None, before: str | None, limit: int
+    ) -> list[WorkflowRecord]:
+        """The user's workflows, newest first; `before` is one of theirs: only older ones."""
         ...
+
+    def get_idempotent(self, user_id: str, key: str) -> IdempotentSubmission | None: ...
+
+    def forget_idempotent_before(self, created_before: float) -> None: ...
 
     def events_after(self, workflow_id: str, after_seq: int, limit: int = 1000) -> list[Event]: ...
 

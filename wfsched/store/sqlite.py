@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from wfsched.models.event import Event
-from wfsched.models.state import JobRecord, WorkflowRecord, WorkflowStatus
+from wfsched.models.state import IdempotentSubmission, JobRecord, WorkflowRecord, WorkflowStatus
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
@@ -55,6 +55,23 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (workflow_id, seq)
 );
 CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, id);
+CREATE TABLE IF NOT EXISTS idempotent_submissions (
+    user_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body_sha256 TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    queue_position INTEGER,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
+CREATE INDEX IF NOT EXISTS idempotent_submissions_by_age ON idempotent_submissions (created_at);
+"""
+
+UPSERT_IDEMPOTENT = """
+INSERT OR REPLACE INTO idempotent_submissions
+    (user_id, key, body_sha256, workflow_id, status, queue_position, created_at)
+VALUES (:user_id, :key, :body_sha256, :workflow_id, :status, :queue_position, :created_at)
 """
 
 UPSERT_WORKFLOW = """
@@ -116,13 +133,16 @@ class SqliteRunStore:
         workflows: Iterable[WorkflowRecord] = (),
         jobs: Iterable[JobRecord] = (),
         events: Iterable[tuple[str, Event]] = (),
+        idempotent: Iterable[IdempotentSubmission] = (),
     ) -> None:
         workflow_rows = [_workflow_row(w) for w in workflows]
         job_rows = [_job_row(j) for j in jobs]
+        idempotent_rows = [i.model_dump(mode="json") for i in idempotent]
         events = list(events)
         with self._transaction():
             self._db.executemany(UPSERT_WORKFLOW, workflow_rows)
             self._db.executemany(UPSERT_JOB, job_rows)
+            self._db.executemany(UPSERT_IDEMPOTENT, idempotent_rows)
             for user_id, event in events:
                 cursor = self._db.execute(
                     "INSERT INTO events (workflow_id, user_id, seq, type, ts, data) VALUES (?, ?, ?, ?, ?, ?)",
@@ -152,19 +172,29 @@ class SqliteRunStore:
         return [_job(row) for row in rows]
 
     def list_workflows(
-        self, user_id: str, status: WorkflowStatus | None, before: int | None, limit: int
-    ) -> list[tuple[int, WorkflowRecord]]:
+        self, user_id: str, status: WorkflowStatus | None, before: str | None, limit: int
+    ) -> list[WorkflowRecord]:
         query = f"SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE user_id = ?"
         args: list[Any] = [user_id]
         if status is not None:
             query += " AND status = ?"
             args.append(status.value)
         if before is not None:
-            query += " AND seq < ?"
-            args.append(before)
+            query += " AND seq < (SELECT seq FROM workflows WHERE workflow_id = ? AND user_id = ?)"
+            args += [before, user_id]
         query += " ORDER BY seq DESC LIMIT ?"
         args.append(limit)
-        return [(int(row["seq"]), _workflow(row)) for row in self._db.execute(query, args)]
+        return [_workflow(row) for row in self._db.execute(query, args)]
+
+    def get_idempotent(self, user_id: str, key: str) -> IdempotentSubmission | None:
+        row = self._db.execute(
+            "SELECT * FROM idempotent_submissions WHERE user_id = ? AND key = ?", (user_id, key)
+        ).fetchone()
+        return IdempotentSubmission(**dict(row)) if row else None
+
+    def forget_idempotent_before(self, created_before: float) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM idempotent_submissions WHERE created_at < ?", (created_before,))
 
     def events_after(self, workflow_id: str, after_seq: int, limit: int = 1000) -> list[Event]:
         rows = self._db.execute(

@@ -19,7 +19,8 @@ def test_a_forged_or_mangled_token_is_refused() -> None:
     token, _ = tokens.issue("alice", "secret", ttl_s=60)
     _, _, signature = token.partition(".")
     forged, _ = tokens.issue("mallory", "secret", ttl_s=60)
-    for bad in (token + "x", f"{forged.partition('.')[0]}.{signature}", "nonsense", "", "a.b"):
+    non_ascii = [token + "é", f"{token.partition('.')[0]}.{'²' * len(signature)}", "é.é", "\udc80.x"]
+    for bad in (token + "x", f"{forged.partition('.')[0]}.{signature}", "nonsense", "", "a.b", *non_ascii):
         with pytest.raises(UnauthorizedError):
             tokens.verify(bad, "secret")
     with pytest.raises(UnauthorizedError):

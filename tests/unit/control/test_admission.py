@@ -40,3 +40,27 @@ def test_withdrawing_a_queued_workflow_moves_the_line() -> None:
     assert admission.withdraw("w2")
     assert not admission.withdraw("w2")
     assert admission.positions() == {"w3": 1}
+
+
+def test_a_place_in_line_only_counts_down_when_a_users_first_workflow_is_withdrawn() -> None:
+    """The second of two queued workflows showed place 1, then place 2 once the first was cancelled."""
+    admission = AdmissionState(max_active_users=1)
+    admission.submit("w0", "active")
+    admission.submit("a1", "alice")
+    admission.submit("b1", "bob")
+    admission.submit("a2", "alice")
+    assert admission.positions() == {"a1": 1, "b1": 2, "a2": 1}
+    assert admission.withdraw("a1")
+    assert admission.positions() == {"b1": 2, "a2": 1}
+    assert admission.finish("active") == ["a2"]
+    assert admission.positions() == {"b1": 1}
+
+
+def test_queued_workflows_per_user_are_counted() -> None:
+    admission = AdmissionState(max_active_users=1)
+    admission.submit("w0", "active")
+    admission.submit("a1", "alice")
+    admission.submit("a2", "alice")
+    assert admission.queued_of("alice") == 2 and admission.queued_of("bob") == 0
+    admission.withdraw("a1")
+    assert admission.queued_of("alice") == 1

@@ -9,7 +9,7 @@ import pytest
 
 from wfsched.control.messages import JobReport, ProgressReport, StartJob, StopJob
 from wfsched.control.scheduler_state import SchedulerState
-from wfsched.exceptions import ConflictError, NotFoundError
+from wfsched.exceptions import ConflictError, InvalidRequestError, NotFoundError
 from wfsched.models.event import EventType
 from wfsched.models.state import JobRecord, JobStatus, WorkflowStatus
 from wfsched.store.sqlite import SqliteRunStore
@@ -131,6 +131,18 @@ def test_another_user_gets_not_found(state: SchedulerState) -> None:
         with pytest.raises(NotFoundError):
             action()
     assert state.list_workflows("bob", None, None, 10) == []
+    with pytest.raises(InvalidRequestError, match="cursor"):
+        state.list_workflows("bob", None, "w", 10)
+
+
+def test_the_list_cursor_is_the_users_own_workflow_not_a_global_count(state: SchedulerState) -> None:
+    """`next_cursor` was the global submission number: anyone could count everyone's submissions."""
+    for i in range(3):
+        state.submit(f"w{i}", "alice", "n", jobs(f"w{i}", [("a", "m", [])]))
+    state.submit("x", "bob", "n", jobs("x", [("a", "m", [])]))
+    first = state.list_workflows("alice", None, None, 2)
+    assert [r.workflow_id for r in first] == ["w2", "w1"]
+    assert [r.workflow_id for r in state.list_workflows("alice", None, first[-1].workflow_id, 2)] == ["w0"]
 
 
 def test_recovery_resends_running_jobs_and_keeps_finished_ones(db: Path) -> None:

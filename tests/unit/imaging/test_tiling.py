@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from wfsched.exceptions import JobError
 from wfsched.imaging.tiling import all_tiles, batches, make_grid, plan_tiles
 
 
@@ -46,3 +47,9 @@ def test_batches_split_in_order() -> None:
     groups = batches(tiles, 2)
     assert [t.index for g in groups for t in g] == [t.index for t in tiles]
     assert all(len(g) <= 2 for g in groups)
+
+
+def test_a_grid_of_absurd_size_is_a_job_error_naming_the_limit() -> None:
+    """100 µm/px claimed for a 0.5 µm/px slide asks for ~10⁶ tiles: refused before planning any."""
+    with pytest.raises(JobError, match="over the limit of 250000"):
+        make_grid((2220, 2967), level0_mpp=100.0, working_mpp=0.5, tile_px=512, halo_px=64)

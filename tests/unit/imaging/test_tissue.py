@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,3 +51,18 @@ def test_dark_background_finds_bright_tissue() -> None:
 def test_a_blank_slide_has_no_tissue() -> None:
     tissue = detect_tissue(np.full((50, 50, 3), 242, np.uint8), 8.0, TissueOptions())
     assert tissue.area_mm2 == 0.0 and tissue.fraction == 0.0
+
+
+def test_a_tiny_claimed_pixel_size_reads_no_more_than_the_level(make_slide: Callable[..., Path]) -> None:
+    """0.001 µm/px made the thumbnail average 8000-pixel blocks of padding (900 MB); now one level at most."""
+    path = make_slide(height_px=512, width_px=768, mpp=0.5)
+    slide, info = open_slide(path), inspect_slide(path, override_mpp=0.001)
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc
+    try:
+        rgb, _ = read_thumbnail(slide, info)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rgb.shape[0] >= 1 and rgb.shape[1] >= 1
+    # The level itself is 768 × 512 × 3 bytes (×4 as float32): allow that, refuse the 8000² padding.
+    assert peak_bytes < 20 * 768 * 512 * 3

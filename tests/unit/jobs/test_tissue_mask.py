@@ -48,3 +48,18 @@ def test_params_are_strict_and_a_slide_without_pixel_size_fails(
     with pytest.raises(SlideReadError, match="pixel_size_um"):
         run(_ctx(make_slide(mpp=None), tmp_path / "out"))
     assert run(_ctx(make_slide("b.tif", mpp=None), tmp_path / "out2", pixel_size_um=0.5))["tissue_area_mm2"] > 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "bound"),
+    [
+        ("pixel_size_um", 0.001, "0.05"),
+        ("pixel_size_um", float("inf"), "finite"),
+        ("min_object_area_um2", float("inf"), "finite"),
+        ("fill_holes_area_um2", 1e300, "10000000000"),
+        ("closing_radius_um", float("nan"), "finite"),
+    ],
+)
+def test_numbers_are_finite_and_bounded_with_the_bound_in_the_error(field: str, value: float, bound: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=bound):
+        TissueMaskParams.model_validate({field: value})

@@ -46,10 +46,12 @@ def test_listing_is_per_user_newest_first_with_a_cursor(tmp_path: Path) -> None:
     for i in range(5):
         store.save([WorkflowRecord(workflow_id=f"w{i}", user_id="u" if i != 2 else "v", name="n", created_at=i)])
     rows = store.list_workflows("u", None, None, 2)
-    assert [r.workflow_id for _, r in rows] == ["w4", "w3"]
-    rows = store.list_workflows("u", None, rows[-1][0], 10)
-    assert [r.workflow_id for _, r in rows] == ["w1", "w0"]
+    assert [r.workflow_id for r in rows] == ["w4", "w3"]
+    rows = store.list_workflows("u", None, rows[-1].workflow_id, 10)
+    assert [r.workflow_id for r in rows] == ["w1", "w0"]
     assert store.list_workflows("u", WorkflowStatus.succeeded, None, 10) == []
+    # Another user's workflow as the cursor pages nothing of theirs or ours.
+    assert store.list_workflows("u", None, "w2", 10) == []
 
 
 def test_a_failed_save_leaves_nothing_half_written(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -18,8 +19,13 @@ from wfsched.exceptions import InvalidRequestError, WfschedError
 from wfsched.models.event import Event
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
-# WebSocket close codes of our own (4000–4999 are the application's).
-WS_UNAUTHORIZED, WS_NOT_FOUND = 4401, 4404
+# WebSocket close codes of our own (4000–4999 are the application's): 4000 + the HTTP status.
+WS_INVALID, WS_UNAUTHORIZED, WS_NOT_FOUND, WS_TOO_MANY = 4400, 4401, 4404, 4429
+WS_CLOSE_CODES = {"not_found": WS_NOT_FOUND, "unauthorized": WS_UNAUTHORIZED, "quota_exceeded": WS_TOO_MANY}
+# Event ids are SQLite integers (signed 64-bit); a larger one can only be a client's mistake.
+MAX_EVENT_ID = 2**63 - 1
+
+EVENT_ID = re.compile(r"[0-9]{1,19}")
 
 tokens_router = APIRouter(tags=["progress"])
 router = APIRouter(tags=["progress"])
@@ -51,8 +57,7 @@ async def workflow_stream(
 ) -> StreamingResponse:
     """SSE of one workflow; `id:` is its sequence number; it ends after `workflow.finished`."""
     after = _cursor(last_event_id_header or last_event_id)
-    await service.owned(user, workflow_id)  # a 404 must be an answer, not a broken stream
-    events = service.workflow_events(user, workflow_id, after)
+    events = await service.workflow_events(user, workflow_id, after)  # 404 and 429 are answers
     return StreamingResponse(_sse(events, by_global_id=False), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
@@ -77,14 +82,15 @@ async def workflow_socket(
         header = websocket.headers.get("x-user-id")
         user = checked(header) if header else tokens.verify(token or "", service().settings.stream_token_secret)
         after = _cursor(last_event_id)
-        await service().owned(user, workflow_id)
+        events = await service().workflow_events(user, workflow_id, after)
     except WfschedError as error:
-        await websocket.close(
-            code=WS_NOT_FOUND if error.code == "not_found" else WS_UNAUTHORIZED, reason=error.detail[:120]
-        )
+        # Accepted first: a close before accept() reaches a browser as a bare HTTP 403, which
+        # cannot tell "not found" from "token expired"; after it, the close code and reason can.
+        await websocket.accept()
+        await websocket.close(code=WS_CLOSE_CODES.get(error.code, WS_INVALID), reason=error.detail[:120])
         return
     await websocket.accept()
-    await _pump(websocket, service().workflow_events(user, workflow_id, after))
+    await _pump(websocket, events)
 
 
 async def _pump(websocket: WebSocket, events: AsyncIterator[Event | None]) -> None:
@@ -126,8 +132,9 @@ def _frame(event: Event, by_global_id: bool) -> str:
 
 
 def _cursor(raw: str | None) -> int:
+    """An event id from a client: ASCII digits (`str.isdigit` also takes '²') within SQLite's range."""
     if raw is None or raw == "":
         return 0
-    if not raw.isdigit():
-        raise InvalidRequestError(f"Last-Event-ID {raw!r} is not an event id")
+    if not EVENT_ID.fullmatch(raw) or int(raw) > MAX_EVENT_ID:
+        raise InvalidRequestError(f"Last-Event-ID {raw[:40]!r} is not an event id (0 to {MAX_EVENT_ID})")
     return int(raw)

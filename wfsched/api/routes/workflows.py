@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 
 from wfsched.api.routes.deps import ServiceDep
 from wfsched.api.tenancy import UserId
@@ -13,11 +13,26 @@ from wfsched.models.workflow import SubmitResponse, WorkflowSubmission
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Any unique string (1–255 printable ASCII characters, e.g. a UUID). The same key and body "
+        "within 24 h get the first answer again instead of a second workflow; the same key with another body is 422.",
+    ),
+]
+
 
 @router.post("", status_code=201, response_model=SubmitResponse)
-async def submit_workflow(workflow: WorkflowSubmission, user: UserId, service: ServiceDep) -> SubmitResponse:
+async def submit_workflow(
+    workflow: WorkflowSubmission, user: UserId, service: ServiceDep, idempotency_key: IdempotencyKeyHeader = None
+) -> SubmitResponse:
     """Accept a workflow; it runs at once if its user is active or a slot is free, else it queues."""
-    record = await service.submit(user, workflow)
+    record = await service.submit(user, workflow, idempotency_key)
     return SubmitResponse(
         workflow_id=record.workflow_id, status=record.status.value, queue_position=record.queue_position
     )
