@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import wfsched
-from wfsched.api.errors import install_error_handlers
+from wfsched.api.errors import ERROR_RESPONSES, install_error_handlers
 from wfsched.api.limits import BodySizeLimit
 from wfsched.api.routes import artifacts, deps, jobs, progress, streams, workflows
 from wfsched.api.routes.deps import ServiceDep
@@ -26,13 +26,13 @@ def create_app() -> FastAPI:
         "Every /api call carries `X-User-ID`; a user sees only their own workflows. Streams also take "
         "a short-lived `?token=` from `POST /api/stream-tokens`, for browsers.",
     )
-    api = APIRouter(prefix="/api", dependencies=[Depends(user_id)])
+    api = APIRouter(prefix="/api", dependencies=[Depends(user_id)], responses=ERROR_RESPONSES)
     for module in (workflows, jobs, artifacts, progress):
         api.include_router(module.router)
     api.include_router(streams.tokens_router)
     app.include_router(api)
     # Streams authenticate by header or by token, so they sit outside the header-only router.
-    app.include_router(streams.router, prefix="/api")
+    app.include_router(streams.router, prefix="/api", responses=ERROR_RESPONSES)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False)
     app.mount("/web", StaticFiles(directory=WEB_DIR, check_dir=False), name="web")

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wfsched.exceptions import (
@@ -27,6 +28,29 @@ STATUS_BY_ERROR: dict[type[WfschedError], int] = {
     InvalidWorkflowError: 422,
     ConflictError: 409,
     QuotaExceededError: 429,
+}
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: a code to branch on and a sentence for a person."""
+
+    error: str
+    detail: str
+    problems: list[dict[str, Any]] | None = Field(None, description="Each bad job and why (422 on submit).")
+
+
+# Documented on every /api route, so clients and schema checkers know the shape of each refusal.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "A malformed request: the user id, a cursor, an event id.",
+        401: "A stream token or API key that is not valid.",
+        404: "Not found, or not the caller's.",
+        409: "The workflow's state forbids it.",
+        413: "The request body is over the limit.",
+        422: "A body or parameter that cannot be accepted; `problems` names each bad job.",
+        429: "Over a per-user limit; `Retry-After` says when to try again.",
+    }.items()
 }
 
 
