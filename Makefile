@@ -50,3 +50,4 @@ bench: fetch
 	$(PY) bench/scheduler.py
 	$(PY) bench/progress.py
 	$(PY) bench/pipeline.py
+	$(PY) bench/tenant_limits.py
