@@ -10,7 +10,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wfsched.exceptions import (
+    ApiKeyError,
     ConflictError,
+    ForbiddenError,
     InvalidRequestError,
     InvalidWorkflowError,
     NotFoundError,
@@ -23,14 +25,21 @@ STATUS_BY_ERROR: dict[type[WfschedError], int] = {
     NotFoundError: 404,
     InvalidRequestError: 400,
     UnauthorizedError: 401,
+    ForbiddenError: 403,
     InvalidWorkflowError: 422,
     ConflictError: 409,
     QuotaExceededError: 429,
 }
 
 
-def error_response(status_code: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status_code)
+# RFC 6750: a 401 for a missing or bad bearer token names the scheme the client should use.
+HEADERS_BY_ERROR: dict[type[WfschedError], dict[str, str]] = {ApiKeyError: {"WWW-Authenticate": "Bearer"}}
+
+
+def error_response(
+    status_code: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status_code, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -42,7 +51,8 @@ def install_error_handlers(app: FastAPI) -> None:
 async def _domain_error(request: Request, exc: WfschedError) -> JSONResponse:
     status = next((code for cls, code in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 500)
     extra = {"problems": exc.problems} if isinstance(exc, InvalidWorkflowError) else {}
-    return error_response(status, exc.code, exc.detail, **extra)
+    headers = next((h for cls, h in HEADERS_BY_ERROR.items() if isinstance(exc, cls)), None)
+    return error_response(status, exc.code, exc.detail, headers=headers, **extra)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

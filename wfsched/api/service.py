@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
@@ -32,9 +33,12 @@ from wfsched.models.state import (
 )
 from wfsched.models.workflow import WorkflowSubmission
 from wfsched.paths import file_in, job_output_dir, resolve_in_data_roots
+from wfsched.store.keys import hash_key
 from wfsched.types import Handle
 
 T = TypeVar("T")
+# Keys a replica remembers at most: far more than the labs and platform teams that call one.
+API_KEY_CACHE_SIZE = 1024
 
 
 async def call(ref: Awaitable[T]) -> T:
@@ -65,6 +69,8 @@ class Service:
         self.scheduler: Handle = actors.scheduler(settings)
         self.progress_actor: Handle = actors.progress(settings)
         self.open_streams = 0
+        # key hash -> (user, when looked up); only found keys are kept, so a new key works at once.
+        self._api_keys: dict[str, tuple[str, float]] = {}
 
     async def ready(self) -> bool:
         return await call(self.scheduler.ready.remote())
@@ -195,6 +201,22 @@ class Service:
             yield
         finally:
             self.open_streams -= 1
+
+    async def api_key_user(self, key: str) -> str | None:
+        """The user of an unrevoked API key, from the scheduler; remembered api_key_cache_s at most."""
+        key_hash = hash_key(key)  # the key itself never leaves this process
+        now = time.monotonic()
+        cached = self._api_keys.get(key_hash)
+        if cached is not None and now - cached[1] < self.settings.api_key_cache_s:
+            return cached[0]
+        user: str | None = await call(self.scheduler.api_key_user.remote(key_hash))
+        if user is None:
+            self._api_keys.pop(key_hash, None)
+        else:
+            if len(self._api_keys) >= API_KEY_CACHE_SIZE:
+                self._api_keys.clear()  # crude, but a replica sees a few keys, not thousands
+            self._api_keys[key_hash] = (user, now)
+        return user
 
     def stream_token(self, user_id: str) -> tuple[str, float]:
         return tokens.issue(user_id, self.settings.stream_token_secret, self.settings.stream_token_ttl_s)

@@ -14,6 +14,7 @@ from wfsched.control.messages import Command, Report, StartJob
 from wfsched.control.scheduler_state import Outcome, SchedulerState
 from wfsched.models.event import Event
 from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
+from wfsched.store.keys import ApiKeyStore
 from wfsched.store.sqlite import SqliteRunStore
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class SchedulerActor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.state = SchedulerState(SqliteRunStore(settings.db), settings.max_active_users)
+        self.keys = ApiKeyStore(settings.db)
         self.progress = actors.progress(settings)
         # Started now: a worker process takes seconds to start and import the job runners.
         self._branch_hosts = {i: actors.branch_host(settings, i) for i in range(settings.branch_actors)}
@@ -69,6 +71,10 @@ class SchedulerActor:
         self, user_id: str, status: WorkflowStatus | None, before: int | None, limit: int
     ) -> list[tuple[int, WorkflowRecord]]:
         return self.state.list_workflows(user_id, status, before, limit)
+
+    async def api_key_user(self, key_hash: str) -> str | None:
+        """The user of an unrevoked API key, by its hash: API replicas never open the database."""
+        return self.keys.user_of(key_hash)
 
     def _apply(self, outcome: Outcome) -> None:
         """Queue commands and events; they go out together once the calls at hand are done.

@@ -11,9 +11,8 @@ from fastapi import APIRouter, Header, Query, WebSocket
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from wfsched.api import tokens
 from wfsched.api.routes.deps import ServiceDep, service
-from wfsched.api.tenancy import StreamUserId, UserId, checked
+from wfsched.api.tenancy import StreamUserId, UserId, stream_identity
 from wfsched.exceptions import InvalidRequestError, WfschedError
 from wfsched.models.event import Event
 
@@ -32,7 +31,10 @@ class StreamToken(BaseModel):
 
 @tokens_router.post("/stream-tokens", response_model=StreamToken)
 async def create_stream_token(user: UserId, service: ServiceDep) -> StreamToken:
-    """A short-lived token for `?token=` on the streams, where a browser cannot send X-User-ID."""
+    """A short-lived token for `?token=` on the streams, where a browser cannot send headers.
+
+    It takes the identity the service's auth mode requires (X-User-ID, an API key, the proxy's header).
+    """
     token, expires_at = service.stream_token(user)
     return StreamToken(token=token, expires_at=expires_at)
 
@@ -74,8 +76,7 @@ async def workflow_socket(
 ) -> None:
     """The workflow's events as JSON text messages; closes (1000) after `workflow.finished`."""
     try:
-        header = websocket.headers.get("x-user-id")
-        user = checked(header) if header else tokens.verify(token or "", service().settings.stream_token_secret)
+        user = await stream_identity(websocket, token, service().settings, service().api_key_user)
         after = _cursor(last_event_id)
         await service().owned(user, workflow_id)
     except WfschedError as error:
