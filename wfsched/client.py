@@ -55,8 +55,13 @@ def iter_sse(lines: Iterator[str]) -> Iterator[SseMessage]:
 
 
 class Client:
-    def __init__(self, base_url: str, user_id: str, timeout_s: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=base_url, headers={"X-User-ID": user_id}, timeout=timeout_s)
+    """One user's client: by `X-User-ID` (header mode), by API key, or both (they must agree)."""
+
+    def __init__(self, base_url: str, user_id: str | None, timeout_s: float = 30.0, api_key: str | None = None) -> None:
+        headers = {"X-User-ID": user_id} if user_id else {}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s)
 
     def close(self) -> None:
         self._http.close()

@@ -21,6 +21,10 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         parser = commands.add_parser(name, help=help_text)
         parser.add_argument("--url", help=f"the service (WFSCHED_URL; default {DEFAULT_URL})")
         parser.add_argument("--user", help="your user id, sent as X-User-ID (WFSCHED_USER)")
+        parser.add_argument(
+            "--api-key",
+            help="your API key, sent as Authorization: Bearer (WFSCHED_API_KEY, which keeps it out of `ps`)",
+        )
         return parser
 
     submit = client_parser("submit", "submit a workflow JSON file; --follow shows live progress")
@@ -54,9 +58,13 @@ def client_of(args: argparse.Namespace) -> Client:
     import os
 
     user = args.user or os.environ.get("WFSCHED_USER")
-    if not user:
-        raise SystemExit("wfsched: give --user (or set WFSCHED_USER): the service needs to know who asks")
-    return Client(args.url or os.environ.get("WFSCHED_URL") or DEFAULT_URL, user)
+    api_key = args.api_key or os.environ.get("WFSCHED_API_KEY")
+    if not user and not api_key:
+        raise SystemExit(
+            "wfsched: give --user or --api-key (or set WFSCHED_USER or WFSCHED_API_KEY):"
+            " the service needs to know who asks"
+        )
+    return Client(args.url or os.environ.get("WFSCHED_URL") or DEFAULT_URL, user, api_key=api_key)
 
 
 def guarded(run: Any) -> Any:

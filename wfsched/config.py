@@ -5,13 +5,17 @@ Actors never read the environment themselves; they get this object (it pickles).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
+
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ENV_PREFIX = "WFSCHED_"
 
@@ -26,6 +30,17 @@ def default_cache_dir() -> Path:
     """Where fetched models and sample slides live (a user cache folder)."""
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg) / "wfsched"
+
+
+class AuthMode(StrEnum):
+    """How a request proves who it is (see README, "Identity")."""
+
+    #: The caller's `X-User-ID` is believed: the embedded default, for a trusted network only.
+    header = "header"
+    #: `Authorization: Bearer <key>`; keys are made by `wfsched keys create` and stored hashed.
+    api_key = "api_key"
+    #: `X-User-ID` counts only on requests whose peer is one of `trusted_proxies`.
+    trusted_proxy = "trusted_proxy"
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,15 @@ class Settings:
     max_submissions_per_minute: int = 120
     # How long an Idempotency-Key is remembered (24 h, as payment APIs do).
     idempotency_ttl_s: float = 86_400.0
+    auth_mode: AuthMode = AuthMode.header
+    # The proxies whose X-User-ID counts in trusted_proxy mode: addresses or CIDR networks.
+    trusted_proxies: tuple[Network, ...] = ()
+    # How long a replica remembers an API key it has looked up: a revoked key works at most this long.
+    api_key_cache_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.auth_mode == AuthMode.trusted_proxy and not self.trusted_proxies:
+            raise ValueError("auth_mode trusted_proxy needs trusted_proxies (WFSCHED_TRUSTED_PROXIES)")
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; None values leave a field as it is."""
@@ -104,6 +128,15 @@ def _coerce(name: str, value: Any) -> Any:
         "max_submissions_per_minute",
     ):
         return _positive_int(name, value)
+    if name == "auth_mode":
+        try:
+            return AuthMode(value)
+        except ValueError:
+            choices = ", ".join(mode.value for mode in AuthMode)
+            raise ValueError(f"auth_mode must be one of {choices}, got {value!r}") from None
+    if name == "trusted_proxies":
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(_network(item) for item in items if str(item).strip())
     if name in (
         "num_gpus_per_task",
         "api_num_cpus",
@@ -111,6 +144,7 @@ def _coerce(name: str, value: Any) -> Any:
         "heartbeat_s",
         "stream_token_ttl_s",
         "idempotency_ttl_s",
+        "api_key_cache_s",
     ):
         number = float(value)
         if not math.isfinite(number) or number < 0:
@@ -126,3 +160,13 @@ def _positive_int(name: str, value: Any) -> int:
     if number < 1:
         raise ValueError(f"{name} must be >= 1, got {value!r}")
     return number
+
+
+def _network(value: Any) -> Network:
+    """An address or a CIDR network; host bits are allowed (`10.0.0.5/24` means 10.0.0.0/24)."""
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    try:
+        return ipaddress.ip_network(str(value).strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"trusted_proxies: {str(value).strip()!r} is not an IP address or CIDR network") from None

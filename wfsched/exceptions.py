@@ -5,7 +5,9 @@
     ├── InvalidWorkflowError   a submission that cannot run (bad job, cycle, deadlock, bad params)
     │   └── IdempotencyKeyReusedError  an Idempotency-Key sent again with another body
     ├── InvalidRequestError    a request that is malformed outside the workflow body (user id, cursor)
-    ├── UnauthorizedError      a stream token that is invalid or expired
+    ├── UnauthorizedError      no trustworthy identity: a bad stream token, an untrusted proxy hop
+    │   └── ApiKeyError        an API key that is missing, unknown or revoked
+    ├── ForbiddenError         an identity that contradicts the credential (X-User-ID vs the key)
     ├── ConflictError          an action that the current state forbids
     ├── QuotaExceededError     a request over a configured limit; says when to try again
     └── JobError               a job that failed while it ran
@@ -43,6 +45,14 @@ class InvalidRequestError(WfschedError):
 
 class UnauthorizedError(WfschedError):
     code = "unauthorized"
+
+
+class ApiKeyError(UnauthorizedError):
+    """The API-key mode's 401: the answer also says that a Bearer key is what it takes."""
+
+
+class ForbiddenError(WfschedError):
+    code = "forbidden"
 
 
 class InvalidWorkflowError(WfschedError):

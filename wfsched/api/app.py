@@ -23,7 +23,9 @@ def create_app() -> FastAPI:
         title="wfsched",
         version=wfsched.__version__,
         description="Branch-aware, multi-tenant workflow scheduling for whole-slide-image inference. "
-        "Every /api call carries `X-User-ID`; a user sees only their own workflows. Streams also take "
+        "Every /api call says who is asking: `X-User-ID` by default, or an API key (`Authorization: Bearer`) "
+        "or a trusted proxy's `X-User-ID` where the service is configured so; a user sees only their own "
+        "workflows. Streams also take "
         "a short-lived `?token=` from `POST /api/stream-tokens`, for browsers.",
     )
     api = APIRouter(prefix="/api", dependencies=[Depends(user_id)], responses=ERROR_RESPONSES)

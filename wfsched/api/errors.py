@@ -12,7 +12,9 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wfsched.exceptions import (
+    ApiKeyError,
     ConflictError,
+    ForbiddenError,
     InvalidRequestError,
     InvalidWorkflowError,
     NotFoundError,
@@ -25,6 +27,7 @@ STATUS_BY_ERROR: dict[type[WfschedError], int] = {
     NotFoundError: 404,
     InvalidRequestError: 400,
     UnauthorizedError: 401,
+    ForbiddenError: 403,
     InvalidWorkflowError: 422,
     ConflictError: 409,
     QuotaExceededError: 429,
@@ -45,6 +48,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         400: "A malformed request: the user id, a cursor, an event id.",
         401: "A stream token or API key that is not valid.",
+        403: "An identity the service does not accept: X-User-ID against the key, or not from the proxy.",
         404: "Not found, or not the caller's.",
         409: "The workflow's state forbids it.",
         413: "The request body is over the limit.",
@@ -54,8 +58,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_response(status_code: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status_code)
+# RFC 6750: a 401 for a missing or bad bearer token names the scheme the client should use.
+HEADERS_BY_ERROR: dict[type[WfschedError], dict[str, str]] = {ApiKeyError: {"WWW-Authenticate": "Bearer"}}
+
+
+def error_response(
+    status_code: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status_code, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -67,10 +77,10 @@ def install_error_handlers(app: FastAPI) -> None:
 async def _domain_error(request: Request, exc: WfschedError) -> JSONResponse:
     status = next((code for cls, code in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 500)
     extra = {"problems": exc.problems} if isinstance(exc, InvalidWorkflowError) else {}
-    response = error_response(status, exc.code, exc.detail, **extra)
+    headers = next((h for cls, h in HEADERS_BY_ERROR.items() if isinstance(exc, cls)), {})
     if isinstance(exc, QuotaExceededError):
-        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
-    return response
+        headers = {**headers, "Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    return error_response(status, exc.code, exc.detail, headers=headers or None, **extra)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

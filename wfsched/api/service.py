@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -34,9 +35,12 @@ from wfsched.models.state import (
 )
 from wfsched.models.workflow import WorkflowSubmission
 from wfsched.paths import file_in, job_output_dir, resolve_in_data_roots
+from wfsched.store.keys import hash_key
 from wfsched.types import Handle
 
 T = TypeVar("T")
+# Keys a replica remembers at most: far more than the labs and platform teams that call one.
+API_KEY_CACHE_SIZE = 1024
 
 
 async def call(ref: Awaitable[T]) -> T:
@@ -67,6 +71,8 @@ class Service:
         self.scheduler: Handle = actors.scheduler(settings)
         self.progress_actor: Handle = actors.progress(settings)
         self.streams = StreamSlots(settings.max_streams_per_user, settings.max_streams_per_replica)
+        # key hash -> (user, when looked up); only found keys are kept, so a new key works at once.
+        self._api_keys: dict[str, tuple[str, float]] = {}
 
     async def ready(self) -> bool:
         return await call(self.scheduler.ready.remote())
@@ -202,6 +208,22 @@ class Service:
     async def owned(self, user_id: str, workflow_id: str) -> WorkflowRecord:
         """The workflow's record if the user owns it, else NotFoundError."""
         return await call(self.scheduler.owned.remote(user_id, workflow_id))  # type: ignore[no-any-return]
+
+    async def api_key_user(self, key: str) -> str | None:
+        """The user of an unrevoked API key, from the scheduler; remembered api_key_cache_s at most."""
+        key_hash = hash_key(key)  # the key itself never leaves this process
+        now = time.monotonic()
+        cached = self._api_keys.get(key_hash)
+        if cached is not None and now - cached[1] < self.settings.api_key_cache_s:
+            return cached[0]
+        user: str | None = await call(self.scheduler.api_key_user.remote(key_hash))
+        if user is None:
+            self._api_keys.pop(key_hash, None)
+        else:
+            if len(self._api_keys) >= API_KEY_CACHE_SIZE:
+                self._api_keys.clear()  # crude, but a replica sees a few keys, not thousands
+            self._api_keys[key_hash] = (user, now)
+        return user
 
     def stream_token(self, user_id: str) -> tuple[str, float]:
         return tokens.issue(user_id, self.settings.stream_token_secret, self.settings.stream_token_ttl_s)

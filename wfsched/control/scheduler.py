@@ -15,6 +15,7 @@ from wfsched.control.quota import SubmitLimits
 from wfsched.control.scheduler_state import IdempotencyKey, Outcome, SchedulerState
 from wfsched.models.event import Event
 from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
+from wfsched.store.keys import ApiKeyStore
 from wfsched.store.sqlite import SqliteRunStore
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class SchedulerActor:
             limits=SubmitLimits(settings.max_submissions_per_minute, settings.max_queued_workflows_per_user),
             idempotency_ttl_s=settings.idempotency_ttl_s,
         )
+        self.keys = ApiKeyStore(settings.db)
         self.progress = actors.progress(settings)
         # Started now: a worker process takes seconds to start and import the job runners.
         self._branch_hosts = {i: actors.branch_host(settings, i) for i in range(settings.branch_actors)}
@@ -85,6 +87,10 @@ class SchedulerActor:
         self, user_id: str, status: WorkflowStatus | None, before: str | None, limit: int
     ) -> list[WorkflowRecord]:
         return self.state.list_workflows(user_id, status, before, limit)
+
+    async def api_key_user(self, key_hash: str) -> str | None:
+        """The user of an unrevoked API key, by its hash: API replicas never open the database."""
+        return self.keys.user_of(key_hash)
 
     def _apply(self, outcome: Outcome) -> None:
         """Queue commands and events; they go out together once the calls at hand are done.

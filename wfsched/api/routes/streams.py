@@ -12,16 +12,20 @@ from fastapi import APIRouter, Header, Query, WebSocket
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from wfsched.api import tokens
 from wfsched.api.routes.deps import ServiceDep, service
-from wfsched.api.tenancy import StreamUserId, UserId, checked
+from wfsched.api.tenancy import StreamUserId, UserId, stream_identity
 from wfsched.exceptions import InvalidRequestError, WfschedError
 from wfsched.models.event import Event
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 # WebSocket close codes of our own (4000–4999 are the application's): 4000 + the HTTP status.
-WS_INVALID, WS_UNAUTHORIZED, WS_NOT_FOUND, WS_TOO_MANY = 4400, 4401, 4404, 4429
-WS_CLOSE_CODES = {"not_found": WS_NOT_FOUND, "unauthorized": WS_UNAUTHORIZED, "quota_exceeded": WS_TOO_MANY}
+WS_INVALID, WS_UNAUTHORIZED, WS_FORBIDDEN, WS_NOT_FOUND, WS_TOO_MANY = 4400, 4401, 4403, 4404, 4429
+WS_CLOSE_CODES = {
+    "not_found": WS_NOT_FOUND,
+    "unauthorized": WS_UNAUTHORIZED,
+    "forbidden": WS_FORBIDDEN,
+    "quota_exceeded": WS_TOO_MANY,
+}
 # Event ids are SQLite integers (signed 64-bit); a larger one can only be a client's mistake.
 MAX_EVENT_ID = 2**63 - 1
 
@@ -38,7 +42,10 @@ class StreamToken(BaseModel):
 
 @tokens_router.post("/stream-tokens", response_model=StreamToken)
 async def create_stream_token(user: UserId, service: ServiceDep) -> StreamToken:
-    """A short-lived token for `?token=` on the streams, where a browser cannot send X-User-ID."""
+    """A short-lived token for `?token=` on the streams, where a browser cannot send headers.
+
+    It takes the identity the service's auth mode requires (X-User-ID, an API key, the proxy's header).
+    """
     token, expires_at = service.stream_token(user)
     return StreamToken(token=token, expires_at=expires_at)
 
@@ -79,8 +86,7 @@ async def workflow_socket(
 ) -> None:
     """The workflow's events as JSON text messages; closes (1000) after `workflow.finished`."""
     try:
-        header = websocket.headers.get("x-user-id")
-        user = checked(header) if header else tokens.verify(token or "", service().settings.stream_token_secret)
+        user = await stream_identity(websocket, token, service().settings, service().api_key_user)
         after = _cursor(last_event_id)
         events = await service().workflow_events(user, workflow_id, after)
     except WfschedError as error:
