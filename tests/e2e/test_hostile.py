@@ -214,3 +214,83 @@ def test_idempotency_key_returns_the_first_answer(make_user: Callable[[str], Api
     assert bad_key.status_code == 422 and "Idempotency-Key" in bad_key.text
     listed = api.request("GET", "/api/workflows").json()["workflows"]
     assert [w["workflow_id"] for w in listed] == [first.json()["workflow_id"]]
+
+
+def _job(data_dir: Path, **changes: Any) -> dict[str, Any]:
+    return {**job_spec("a", data_dir), **changes}
+
+
+# (what was tried, method, path, headers, body as bytes or JSON, expected status, expected error code)
+MORE_CASES: list[tuple[str, str, str, dict[str, str], Any, int, str]] = [
+    ("JSON nested 100,000 deep", "POST", "/api/workflows", {}, b"[" * 100_000 + b"]" * 100_000, 400, "invalid_request"),
+    ("a 5,000-digit number", "POST", "/api/workflows", {}, b'{"name": "n", "jobs": ' + b"9" * 5000 + b"}", 400, ""),
+    ("bytes that are not UTF-8", "POST", "/api/workflows", {}, b'{"name": "\xff\xfe", "jobs": []}', 400, ""),
+    ("a body that is not JSON", "POST", "/api/workflows", {}, b"hello", 422, "invalid_workflow"),
+    ("NaN as the name", "POST", "/api/workflows", {}, b'{"name": NaN, "jobs": []}', 422, "invalid_workflow"),
+    ("a name of 201 characters", "POST", "/api/workflows", {}, {"name": "x" * 201, "jobs": []}, 422, ""),
+    ("limit=0", "GET", "/api/workflows?limit=0", {}, None, 422, "invalid_request"),
+    ("limit=10000", "GET", "/api/workflows?limit=10000", {}, None, 422, "invalid_request"),
+    ("status=bogus", "GET", "/api/workflows?status=bogus", {}, None, 422, "invalid_request"),
+    ("a traversal as the workflow id", "GET", "/api/workflows/..%2F..%2Fetc", {}, None, 404, "not_found"),
+    ("a traversal as the artifact", "GET", "/api/workflows/w/jobs/a/artifacts/..%2F..%2Fx", {}, None, 404, ""),
+    ("an X-User-ID of 129 characters", "GET", "/api/workflows", {"X-User-ID": "u" * 129}, None, 400, ""),
+    ("an empty X-User-ID", "GET", "/api/workflows", {"X-User-ID": ""}, None, 400, "invalid_request"),
+    ("an X-User-ID with a slash", "GET", "/api/workflows", {"X-User-ID": "a/b"}, None, 400, "invalid_request"),
+    ("an X-User-ID with a space", "GET", "/api/workflows", {"X-User-ID": "a b"}, None, 400, "invalid_request"),
+    ("a method the API has not", "PUT", "/api/workflows", {}, None, 405, "method_not_allowed"),
+    ("a path the API has not", "GET", "/api/nothing-here", {}, None, 404, "not_found"),
+    (
+        "a forged stream token",
+        "GET",
+        "/api/events?token=eyJ1IjoiYSJ9.AAAA",
+        {"X-User-ID": ""},
+        None,
+        401,
+        "unauthorized",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", MORE_CASES, ids=[c[0] for c in MORE_CASES])
+def test_more_hostile_requests_get_a_clear_4xx(
+    make_user: Callable[[str], Api], case: tuple[str, str, str, dict[str, str], Any, int, str]
+) -> None:
+    _, method, path, headers, body, status, code = case
+    api = make_user("more")
+    kwargs: dict[str, Any] = {"headers": {"Content-Type": "application/json", **headers}}
+    if isinstance(body, bytes):
+        kwargs["content"] = body
+    elif body is not None:
+        kwargs["json"] = body
+    response = api.request(method, path, **kwargs)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]
+    if code:
+        assert response.json()["error"] == code
+
+
+def test_bad_workflows_name_the_bad_job(make_user: Callable[[str], Api], data_dir: Path) -> None:
+    api = make_user("dag")
+    cases = {
+        "duplicate job ids": [_job(data_dir), _job(data_dir)],
+        "a job that depends on itself": [_job(data_dir, depends_on=["a"])],
+        "an unknown job type": [_job(data_dir, job_type="rm -rf /")],
+        "an unknown param": [_job(data_dir, params={"__proto__": 1})],
+        "a relative image path": [_job(data_dir, image_path="s.svs")],
+        "a path outside the data roots": [_job(data_dir, image_path="/etc/passwd")],
+        "a dot-dot path out of the data root": [_job(data_dir, image_path=f"{data_dir}/../../etc/passwd")],
+    }
+    for what, jobs in cases.items():
+        response = api.request("POST", "/api/workflows", json={"name": "n", "jobs": jobs})
+        assert response.status_code == 422, (what, response.text)
+        assert response.json()["problems"] or response.json()["detail"], what
+    assert api.request("GET", "/api/workflows").json()["workflows"] == []
+
+
+def test_cancel_twice_and_cancel_anothers(make_user: Callable[[str], Api], data_dir: Path) -> None:
+    alice, mallory = make_user("alice"), make_user("mallory")
+    workflow_id = alice.submit([job_spec("a", data_dir)])["workflow_id"]
+    alice.wait(workflow_id)
+    assert alice.request("POST", f"/api/workflows/{workflow_id}/cancel").status_code == 409
+    assert mallory.request("POST", f"/api/workflows/{workflow_id}/cancel").status_code == 404
+    assert alice.workflow(workflow_id)["status"] == "succeeded"
