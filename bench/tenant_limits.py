@@ -49,6 +49,7 @@ async def phase(base: str, args: argparse.Namespace, label: str) -> None:
     statuses: list[int] = []
     latencies_ms: list[float] = []
     health: list[object] = []
+    failures: list[str] = []
     limits = httpx.Limits(max_connections=args.attempts + 50, max_keepalive_connections=args.attempts + 50)
     async with (
         httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(30.0), limits=limits) as hog_client,
@@ -61,9 +62,12 @@ async def phase(base: str, args: argparse.Namespace, label: str) -> None:
             try:
                 response = await other.get("/api/workflows", headers={"X-User-ID": "other"})
                 ok = response.status_code == 200
-            except httpx.HTTPError:
-                ok = False
+                failure = str(response.status_code)
+            except httpx.HTTPError as error:
+                ok, failure = False, type(error).__name__
             latencies_ms.append(1000 * (time.perf_counter() - started) if ok else float("inf"))
+            if not ok:
+                failures.append(f"{failure} after {time.perf_counter() - started:.1f} s at request {i}")
             if i % 5 == 0:
                 try:
                     health.append((await other.get("/healthz")).status_code)
@@ -81,7 +85,12 @@ async def phase(base: str, args: argparse.Namespace, label: str) -> None:
     print(f"  other user's list p50:    {statistics.median(ordered):8.1f} ms")
     print(f"  other user's list p95:    {ordered[int(0.95 * len(ordered)) - 1]:8.1f} ms  (target < 200 ms)")
     print(f"  other user's failures:    {sum(x == float('inf') for x in ordered):8d} of {len(ordered)}")
-    print(f"  /healthz answers:         {sum(h == 200 for h in health)} of {len(health)} were 200  (target: all)")
+    if failures:
+        print(f"  the failures:             {'; '.join(failures)}")
+    refusals = [h for h in health if h != 200]
+    print(
+        f"  /healthz answers:         {len(health) - len(refusals)} of {len(health)} were 200  (target: all) {refusals}"
+    )
 
 
 def main() -> None:
