@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -134,3 +135,40 @@ def test_a_batch_failed_by_its_input_keeps_its_worker_any_other_failure_retires_
     after = ray.get(start_worker.options(**options).remote(), timeout=300)
     assert (after == before) == (case == "missing model"), (before, after)
     assert outcome(segment_tiles.options(**options).remote(batch[0], tiles[:1])) == "finished"
+
+
+@pytest.mark.slow
+def test_a_cancelled_segmentation_frees_every_slot_for_the_next_tenant(
+    service_settings: Settings, make_user: Callable[[str], Api], record_property: Callable[[str, object], None]
+) -> None:
+    sample = fetch_assets(Settings().cache_dir).sample_slide
+    slide = Path(shutil.copy(sample, service_settings.data_roots[0] / sample.name))
+    api = make_user("cancelled")
+    # Two tiles per batch, four batches in flight: both slots busy for the whole run.
+    params = {"tile_size_px": 512, "batch_size": 2, "max_batches_in_flight": 4}
+    job = {"job_id": "cells", "job_type": "cell_segmentation", "image_path": str(slide), "params": params}
+    workflow_id = api.submit([job])["workflow_id"]
+    deadline_s = time.monotonic() + 600
+    while api.request("GET", f"/api/progress/{workflow_id}").json()["jobs"][0]["done"] < 2:
+        assert time.monotonic() < deadline_s, "the segmentation never got going"
+        time.sleep(0.2)
+
+    def started_at() -> float:
+        return time.time()
+
+    # The next tenant's tasks ask for the same share of the GPU as a batch: they start only once
+    # the cancelled batches have let go of every slot.
+    probe = ray.remote(started_at).options(num_gpus=service_settings.num_gpus_per_task)
+    slots = round(1 / service_settings.num_gpus_per_task)
+    cancelled_at = time.time()
+    assert api.request("POST", f"/api/workflows/{workflow_id}/cancel").status_code == 200
+    starts = ray.get([probe.remote() for _ in range(slots)], timeout=300)
+    job_stopped = api.wait(workflow_id, timeout_s=300)
+    stopped_at = time.time()
+    assert job_stopped["status"] == "cancelled"
+    freed_s = max(starts) - cancelled_at
+    print(f"\ncancel → every slot free and the next tenant's tasks started: {freed_s:.2f} s")
+    print(f"cancel → job seen cancelled: {stopped_at - cancelled_at:.2f} s (polled)")
+    record_property("cancel_to_slots_free_s", round(freed_s, 3))
+    # Generous: the grace period, a force-cancel, and a busy 2-core machine starting a worker.
+    assert freed_s < service_settings.cancel_grace_s + 60

@@ -6,6 +6,7 @@ and unit tests pass one that runs `segment_tiles_local` in-process; nothing here
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import deque
@@ -23,6 +24,8 @@ from wfsched.imaging.slide import SlideInfo, working_mpp
 from wfsched.imaging.stitch import TileResult
 from wfsched.imaging.tiling import Tile, all_tiles, batches, make_grid, plan_tiles
 from wfsched.imaging.tissue import TissueMask
+
+log = logging.getLogger(__name__)
 
 DETECTIONS_NAME = "detections.geojson"
 LABELS_NAME = "labels.zarr"
@@ -50,6 +53,8 @@ def stop_batches(batches: Sequence[Submitted], grace_s: float) -> None:
     for submitted in batches:
         submitted.cancel()
     _, running = wait([b.future for b in batches], timeout=grace_s)
+    if running:
+        log.warning("%d batch(es) still running %.1f s after cancel: force-cancelling", len(running), grace_s)
     for submitted in batches:
         if submitted.future in running:
             submitted.force_cancel()
