@@ -74,8 +74,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     from wfsched.server import serve_until_interrupted
 
-    serve_until_interrupted(_settings(args))
-    return 0
+    return serve_until_interrupted(_settings(args))
 
 
 def _fetch(args: argparse.Namespace) -> int:

@@ -66,6 +66,10 @@ class Settings:
     num_gpus_per_task: float = 0.0
     api_replicas: int = 1
     api_num_cpus: float = 0.0
+    # A cancelled segmentation batch stops at its next Python bytecode; what an interrupt cannot
+    # reach is one tile's forward pass inside torch's C++ (~1 s for a 512 px tile on a CPU, far less
+    # on a GPU). 5 s is that with margin; a batch still running then is killed with its worker.
+    cancel_grace_s: float = 5.0
     # How often the scheduler re-checks that every running job is still running somewhere.
     reconcile_interval_s: float = 5.0
     # A comment line on idle streams this often keeps proxies from closing them (~15 s is common).
@@ -140,6 +144,7 @@ def _coerce(name: str, value: Any) -> Any:
     if name in (
         "num_gpus_per_task",
         "api_num_cpus",
+        "cancel_grace_s",
         "reconcile_interval_s",
         "heartbeat_s",
         "stream_token_ttl_s",

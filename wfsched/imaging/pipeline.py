@@ -6,6 +6,7 @@ and unit tests pass one that runs `segment_tiles_local` in-process; nothing here
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import deque
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wfsched.config import Settings
 from wfsched.imaging.checkpoint import TileCheckpoints
 from wfsched.imaging.outputs import DetectionWriter, LabelImageWriter, detection_feature
 from wfsched.imaging.segment import SegmentSpec, Target, model_info
@@ -22,6 +24,8 @@ from wfsched.imaging.slide import SlideInfo, working_mpp
 from wfsched.imaging.stitch import TileResult
 from wfsched.imaging.tiling import Tile, all_tiles, batches, make_grid, plan_tiles
 from wfsched.imaging.tissue import TissueMask
+
+log = logging.getLogger(__name__)
 
 DETECTIONS_NAME = "detections.geojson"
 LABELS_NAME = "labels.zarr"
@@ -33,10 +37,27 @@ _POLL_INTERVAL_S = 0.25
 
 @dataclass(frozen=True)
 class Submitted:
-    """A batch in flight: its result, and how to stop it."""
+    """A batch in flight: its result, how to ask it to stop, and how to make it stop."""
 
     future: Future[list[TileResult]]
     cancel: Callable[[], None]
+    force_cancel: Callable[[], None] = lambda: None
+
+
+def stop_batches(batches: Sequence[Submitted], grace_s: float) -> None:
+    """Cancel each batch; those still running after `grace_s` are force-cancelled.
+
+    Returns once every batch has ended or been forced, so the slots they held are free (or being
+    freed) when the job reports itself stopped.
+    """
+    for submitted in batches:
+        submitted.cancel()
+    _, running = wait([b.future for b in batches], timeout=grace_s)
+    if running:
+        log.warning("%d batch(es) still running %.1f s after cancel: force-cancelling", len(running), grace_s)
+    for submitted in batches:
+        if submitted.future in running:
+            submitted.force_cancel()
 
 
 SubmitBatch = Callable[[SegmentSpec, list[Tile]], Submitted]
@@ -79,11 +100,13 @@ def run_batches(
     max_in_flight: int,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     check_cancelled: Callable[[], None] = lambda: None,
+    cancel_grace_s: float = Settings.cancel_grace_s,
 ) -> int:
     """Segment the tiles without a checkpoint, `max_in_flight` batches at a time; returns how many ran.
 
     Every finished batch is checkpointed before progress is reported, so a crash loses at most the
-    batches in flight. On any exception (cancellation included) the batches in flight are cancelled.
+    batches in flight. On any exception (cancellation included) the batches in flight are stopped:
+    cancelled, and force-cancelled if they still run after `cancel_grace_s`.
     """
     done_before = checkpoints.done_indices()
     todo = [tile for tile in tiles if tile.index not in done_before]
@@ -105,8 +128,7 @@ def run_batches(
                     done += 1
                 on_progress(done, total)
     except BaseException:
-        for submitted in in_flight.values():
-            submitted.cancel()
+        stop_batches(list(in_flight.values()), cancel_grace_s)
         raise
     return len(todo)
 
@@ -142,6 +164,7 @@ def segment_slide(
     max_in_flight: int,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     check_cancelled: Callable[[], None] = lambda: None,
+    cancel_grace_s: float = Settings.cancel_grace_s,
 ) -> dict[str, Any]:
     """Run a planned segmentation end to end; resumes from checkpoints under `output_dir`."""
     started_s = time.monotonic()
@@ -155,6 +178,7 @@ def segment_slide(
         max_in_flight=max_in_flight,
         on_progress=on_progress,
         check_cancelled=check_cancelled,
+        cancel_grace_s=cancel_grace_s,
     )
     segmented_s = time.monotonic()
     summary = assemble_outputs(plan, checkpoints, output_dir)

@@ -85,7 +85,13 @@ def ray_submitter(num_gpus: float) -> SubmitBatch:
 
     def submit(spec: SegmentSpec, tiles: list[Tile]) -> Submitted:
         ref = task.remote(spec, tiles)
-        return Submitted(future=ref.future(), cancel=lambda: ray.cancel(ref))
+        # A cancel interrupts the task (its worker then retires, see segment.py); force kills the
+        # worker process, for a task stuck where an interrupt does not reach (inside a C call).
+        return Submitted(
+            future=ref.future(),
+            cancel=lambda: ray.cancel(ref),
+            force_cancel=lambda: ray.cancel(ref, force=True),
+        )
 
     return submit
 
@@ -117,6 +123,7 @@ def segment(ctx: JobContext, submit: SubmitBatch) -> dict[str, Any]:
         max_in_flight=params.max_batches_in_flight,
         on_progress=ctx.report_progress,
         check_cancelled=ctx.check_cancelled,
+        cancel_grace_s=ctx.settings.cancel_grace_s,
     )
     area_mm2 = tissue.area_mm2
     summary.update(
