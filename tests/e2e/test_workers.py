@@ -32,7 +32,7 @@ from wfsched.imaging.tiling import Tile
 CROP_ORIGIN_PX, CROP_SIZE_PX = (900, 1200), (768, 640)
 # On a worker that has imported wfsched (and torch) but not yet InstanSeg, a batch imports InstanSeg
 # (~1-2 s here), loads the model, then segments: these cancel in each of those phases and after.
-CANCEL_AFTER_S = (0.0, 0.05, 0.2, 0.5, 1.0, 1.5, 2.0, 3.0)
+CANCEL_AFTER_S = (0.0, 0.05, 0.3, 1.0, 2.5)
 
 
 @ray.remote
