@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ray
 
-from tests.support.service import Api, ray_init_options, test_settings, wait_healthy
-from wfsched import server
+from tests.support.service import Api, bench_service
 from wfsched.client import iter_sse
 from wfsched.control.actors import PROGRESS_NAME
 from wfsched.models.event import Event, EventType
@@ -150,15 +148,9 @@ def main() -> None:
     parser.add_argument("--actor-s", type=float, default=5.0)
     parser.add_argument("--connect-s", type=float, default=5.0, help="time given to open every stream")
     args = parser.parse_args()
-    settings = test_settings(Path(tempfile.mkdtemp(prefix="wfsched-bench-")))
-    server.start(settings, {**ray_init_options(), "log_to_driver": False})
-    base = f"http://{settings.host}:{settings.port}"
-    wait_healthy(base)
-    try:
+    with bench_service() as (settings, base):
         asyncio.run(phase_streams(args, base, settings.data_roots[0]))
         asyncio.run(phase_actor(args, settings.namespace))
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import heapq
 import random
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,8 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.service import Api, ray_init_options, test_settings, wait_healthy
-from wfsched import server
+from tests.support.service import Api, bench_service
 from wfsched.config import Settings
 from wfsched.control.admission import AdmissionState
 from wfsched.control.run import WorkflowRun
@@ -140,19 +138,9 @@ def main() -> None:
     args = parser.parse_args()
 
     # The served defaults, but for the test job types and the limit asked for (tests check lanes every 1 s).
-    settings = test_settings(
-        Path(tempfile.mkdtemp(prefix="wfsched-bench-")),
-        max_active_users=args.max_active_users,
-        reconcile_interval_s=Settings().reconcile_interval_s,
-    )
-    # Worker logs are not streamed here: printing them would load the machine being measured.
-    server.start(settings, {**ray_init_options(), "log_to_driver": False})
-    base = f"http://{settings.host}:{settings.port}"
-    wait_healthy(base)
-    try:
+    overrides = {"max_active_users": args.max_active_users, "reconcile_interval_s": Settings().reconcile_interval_s}
+    with bench_service(**overrides) as (settings, base):
         run_benchmark(args, base, str(settings.data_roots[0] / "none.svs"))
-    finally:
-        server.stop()
 
 
 def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:

@@ -16,7 +16,6 @@ import asyncio
 import dataclasses
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ray import serve
 
-from tests.support.service import ray_init_options, test_settings, wait_healthy
+from tests.support.service import bench_service, wait_healthy
 from wfsched import server
 from wfsched.api.ingress import build_app
 from wfsched.config import Settings
@@ -99,18 +98,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--hold-s", type=float, default=20.0)
     args = parser.parse_args()
-    settings = test_settings(Path(tempfile.mkdtemp(prefix="wfsched-bench-")))
-    server.start(settings, {**ray_init_options(), "log_to_driver": False})
-    base = f"http://{settings.host}:{settings.port}"
-    wait_healthy(base)
-    try:
+    with bench_service() as (settings, base):
         asyncio.run(phase(base, args, f"wfsched, limits on ({settings.max_streams_per_user} streams per user)"))
         unlimited: Settings = dataclasses.replace(settings, max_streams_per_user=10**6, max_streams_per_replica=10**6)
         serve.run(build_app(unlimited), name=server.SERVE_APP_NAME, route_prefix="/")
         wait_healthy(base)
         asyncio.run(phase(base, args, "peer: the same service with no stream limits (as before)"))
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import socket
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from wfsched import server
 from wfsched.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +117,22 @@ class Api:
 def _http() -> httpx.Client:
     """One pooled client for every test user: a new client per request costs an SSL context each."""
     return httpx.Client()
+
+
+@contextlib.contextmanager
+def bench_service(**overrides: Any) -> Iterator[tuple[Settings, str]]:
+    """A whole service in a fresh folder for a benchmark: its settings and base URL; stopped after.
+
+    Worker logs are not streamed: printing them would load the machine being measured.
+    """
+    settings = test_settings(Path(tempfile.mkdtemp(prefix="wfsched-bench-")), **overrides)
+    server.start(settings, {**ray_init_options(), "log_to_driver": False})
+    base = f"http://{settings.host}:{settings.port}"
+    try:
+        wait_healthy(base)
+        yield settings, base
+    finally:
+        server.stop()
 
 
 def wait_healthy(base_url: str, timeout_s: float = 120) -> None:
