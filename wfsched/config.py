@@ -121,9 +121,11 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "job_modules":
         items = value.split(",") if isinstance(value, str) else value
         return tuple(str(m).strip() for m in items if str(m).strip())
-    if name in ("port", "max_active_users", "max_jobs_per_workflow", "max_body_bytes"):
-        return _positive_int(name, value)
     if name in (
+        "port",
+        "max_active_users",
+        "max_jobs_per_workflow",
+        "max_body_bytes",
         "branch_actors",
         "api_replicas",
         "max_streams_per_user",

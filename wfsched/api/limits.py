@@ -114,9 +114,6 @@ class StreamSlots:
         self.open += 1
         return StreamSlot(self, user_id)
 
-    def of(self, user_id: str) -> int:
-        return self._by_user[user_id]
-
     def _release(self, user_id: str) -> None:
         self.open -= 1
         self._by_user[user_id] -= 1
