@@ -24,7 +24,8 @@ from tests.support.slides import crop_of_slide
 from wfsched.assets import fetch_assets, resolve_model
 from wfsched.config import Settings
 from wfsched.imaging.pipeline import plan_segmentation
-from wfsched.imaging.segment import SegmentSpec, segment_tiles
+from wfsched.imaging.segment import SegmentSpec
+from wfsched.imaging.segment_task import segment_tiles
 from wfsched.imaging.slide import inspect_slide
 from wfsched.imaging.tiling import Tile
 

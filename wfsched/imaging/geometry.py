@@ -6,6 +6,7 @@ a contour traced through pixel centres is shifted by half a pixel.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
@@ -20,16 +21,24 @@ _SIMPLIFY_TOLERANCE_PX = 0.25
 
 def outer_ring(mask: npt.NDArray[np.bool_]) -> Ring:
     """The outline of a single connected blob (holes ignored), in the mask's pixel coordinates."""
-    padded = np.pad(mask.astype(np.uint8), 1)
-    contours = measure.find_contours(padded, 0.5)
+    return framed_outer_ring(np.pad(mask.astype(np.uint8), 1))
+
+
+def framed_outer_ring(framed: npt.NDArray[np.uint8], origin: tuple[float, float] = (0.0, 0.0)) -> Ring:
+    """`outer_ring` of a 0/1 mask that already has a one-pixel background frame, moved by `origin`.
+
+    Marching squares at 0.5 traces the pixel-edge midpoints; OpenCV's Douglas–Peucker drops the
+    collinear points (scikit-image's runs in Python: ~2 ms an object, 20 times the tracing).
+    """
+    contours = measure.find_contours(framed, 0.5)
     if not contours:
         return []
-    longest = max(contours, key=len)
-    simplified = measure.approximate_polygon(longest, tolerance=_SIMPLIFY_TOLERANCE_PX)
-    # -1 undoes the padding, +0.5 moves from pixel centres to QuPath's pixel corners.
-    ring = [(float(c) - 0.5, float(r) - 0.5) for r, c in simplified]
-    if ring and ring[0] != ring[-1]:
-        ring.append(ring[0])
+    longest = max(contours, key=len)[:-1]  # closed: the last point repeats the first
+    simplified = cv2.approxPolyDP(longest[:, ::-1].astype(np.float32), _SIMPLIFY_TOLERANCE_PX, closed=True)
+    # -1 undoes the frame, +0.5 moves from pixel centres to QuPath's pixel corners.
+    shift = np.array([origin[0] - 0.5, origin[1] - 0.5])
+    ring: Ring = list(map(tuple, (simplified.reshape(-1, 2) + shift).tolist()))
+    ring.append(ring[0])
     return ring
 
 

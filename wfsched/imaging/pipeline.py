@@ -1,7 +1,7 @@
 """Whole-slide segmentation as plain functions: plan tiles, fan batches out, stitch, write outputs.
 
 The fan-out takes a `SubmitBatch` callable, so the job runner passes one that starts Ray tasks
-and unit tests pass one that runs `segment_tiles_local` in-process; nothing here imports ray.
+and unit tests and the Ray-less benchmark pass `run_in_process`; nothing here imports ray.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from typing import Any
 from wfsched.config import Settings
 from wfsched.imaging.checkpoint import TileCheckpoints
 from wfsched.imaging.outputs import DetectionWriter, LabelImageWriter, detection_feature
-from wfsched.imaging.segment import SegmentSpec, Target, model_info
+from wfsched.imaging.segment import STAGES, SegmentedBatch, SegmentSpec, Target, model_info
 from wfsched.imaging.slide import SlideInfo, working_mpp
-from wfsched.imaging.stitch import TileResult
 from wfsched.imaging.tiling import Tile, all_tiles, batches, make_grid, plan_tiles
 from wfsched.imaging.tissue import TissueMask
 
@@ -39,7 +38,7 @@ _POLL_INTERVAL_S = 0.25
 class Submitted:
     """A batch in flight: its result, how to ask it to stop, and how to make it stop."""
 
-    future: Future[list[TileResult]]
+    future: Future[SegmentedBatch]
     cancel: Callable[[], None]
     force_cancel: Callable[[], None] = lambda: None
 
@@ -78,6 +77,7 @@ def plan_segmentation(
     tile_px: int,
     halo_px: int,
     target: Target,
+    forward_batch_tiles: int = SegmentSpec.forward_batch_tiles,
 ) -> SegmentationPlan:
     """Tiles at the model's pixel size over tissue only; the spec every batch carries."""
     model = model_info(str(model_path))
@@ -86,7 +86,9 @@ def plan_segmentation(
     )
     mask = None if tissue is None else tissue.mask
     tiles = plan_tiles(grid, mask, None if tissue is None else tissue.mask_mpp)
-    spec = SegmentSpec(slide=info, grid=grid, model_path=str(model_path), target=target)
+    spec = SegmentSpec(
+        slide=info, grid=grid, model_path=str(model_path), target=target, forward_batch_tiles=forward_batch_tiles
+    )
     return SegmentationPlan(spec=spec, tiles=tiles, total_tiles=len(all_tiles(grid)))
 
 
@@ -101,8 +103,11 @@ def run_batches(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     check_cancelled: Callable[[], None] = lambda: None,
     cancel_grace_s: float = Settings.cancel_grace_s,
+    stage_s: dict[str, float] | None = None,
 ) -> int:
     """Segment the tiles without a checkpoint, `max_in_flight` batches at a time; returns how many ran.
+
+    Each batch's seconds per stage are added into `stage_s` when given.
 
     Every finished batch is checkpointed before progress is reported, so a crash loses at most the
     batches in flight. On any exception (cancellation included) the batches in flight are stopped:
@@ -113,7 +118,7 @@ def run_batches(
     total, done = len(tiles), len(tiles) - len(todo)
     on_progress(done, total)
     queue = deque(batches(todo, batch_size))
-    in_flight: dict[Future[list[TileResult]], Submitted] = {}
+    in_flight: dict[Future[SegmentedBatch], Submitted] = {}
     try:
         while queue or in_flight:
             check_cancelled()
@@ -123,9 +128,13 @@ def run_batches(
             finished, _ = wait(in_flight, timeout=_POLL_INTERVAL_S, return_when=FIRST_COMPLETED)
             for future in finished:
                 del in_flight[future]
-                for result in future.result():
+                batch = future.result()
+                for result in batch.results:
                     checkpoints.save(result)
                     done += 1
+                if stage_s is not None:
+                    for stage, seconds in batch.stage_s.items():
+                        stage_s[stage] = stage_s.get(stage, 0.0) + seconds
                 on_progress(done, total)
     except BaseException:
         stop_batches(list(in_flight.values()), cancel_grace_s)
@@ -169,6 +178,7 @@ def segment_slide(
     """Run a planned segmentation end to end; resumes from checkpoints under `output_dir`."""
     started_s = time.monotonic()
     checkpoints = TileCheckpoints(output_dir / CHECKPOINT_DIR, plan.spec.grid.fingerprint())
+    stage_s = dict.fromkeys((*STAGES, "wall"), 0.0)
     ran = run_batches(
         plan.spec,
         plan.tiles,
@@ -179,6 +189,7 @@ def segment_slide(
         on_progress=on_progress,
         check_cancelled=check_cancelled,
         cancel_grace_s=cancel_grace_s,
+        stage_s=stage_s,
     )
     segmented_s = time.monotonic()
     summary = assemble_outputs(plan, checkpoints, output_dir)
@@ -196,8 +207,12 @@ def segment_slide(
             "working_pixel_size_um": grid.working_mpp,
             "level0_pixel_size_um": grid.level0_mpp,
             "label_scale_to_level0": grid.scale_to_level0,
+            "forward_batch_tiles": plan.spec.forward_batch_tiles,
             "segment_s": round(segmented_s - started_s, 3),
             "stitch_s": round(time.monotonic() - segmented_s, 3),
+            # Summed over tasks (and threads within one); stages overlap, so they add up to more
+            # than the tasks' wall time. Tiles resumed from a checkpoint count nothing here.
+            "stage_s": {stage: round(seconds, 3) for stage, seconds in stage_s.items()},
         }
     )
     return summary
@@ -207,7 +222,7 @@ def run_in_process(spec: SegmentSpec, tiles: list[Tile]) -> Submitted:
     """A SubmitBatch that segments on the calling thread (tests, benchmarks, a Ray-less CLI)."""
     from wfsched.imaging.segment import segment_tiles_local
 
-    future: Future[list[TileResult]] = Future()
+    future: Future[SegmentedBatch] = Future()
     try:
         future.set_result(segment_tiles_local(spec, tiles))
     except BaseException as error:  # the fan-out re-raises it from future.result()

@@ -1,14 +1,17 @@
-"""The segmentation task: a batch of tiles in, the objects each tile owns out.
+"""The segmentation task's work: a batch of tiles in, the objects each tile owns out.
 
-`segment_tiles_local` is the plain function (unit tests call it directly); `segment_tiles` is the
-same function as a Ray task. Each worker process keeps its model and open slides between calls, so
-a model loads once per worker, not once per batch. Reading the next tile runs in a thread while the
-model works on the current one: tiffslide's decoding and torch's kernels both release the GIL.
+`segment_tiles_local` is the plain function (tests and the Ray-less benchmark call it directly);
+`wfsched.imaging.segment_task.segment_tiles` is the same function as a Ray task. Each worker
+process keeps its model and open slides between calls, so a model loads once per worker.
 
-A reused worker must never be left broken for the next tenant's batch. `ray.cancel` interrupts a
-task wherever it is (KeyboardInterrupt), so: InstanSeg's import is all or nothing, and a batch that
-ends for any reason other than its input (a JobError) retires its worker once Ray has stored the
-result, so the next batch gets a fresh process.
+Inside one call the tiles go through three stages at once, each on its own threads:
+
+    decode (readers)  →  forward (this thread, one batch of tiles at a time)  →  post-process
+
+While the model runs on batch n, the readers decode batch n + 1 and the post-processing thread
+keeps the core objects of batch n − 1; tiffslide's decoder, torch's kernels and OpenCV release the
+GIL. A forward batch is one stack of same-size windows: one host→device copy of uint8 pixels, the
+percentile normalisation on the device, one model call, one copy of the labels back.
 """
 
 from __future__ import annotations
@@ -17,31 +20,26 @@ import functools
 import logging
 import sys
 import threading
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import ray
 import torch
 
 from wfsched.exceptions import JobError, ModelNotFoundError
 from wfsched.imaging.slide import SlideInfo, open_slide, read_window_at_mpp
 from wfsched.imaging.stitch import TileResult, keep_core_objects
-from wfsched.imaging.tiling import Tile, TileGrid
+from wfsched.imaging.tiling import Tile, TileGrid, batches
 
 Target = Literal["nuclei", "cells"]
 
 log = logging.getLogger(__name__)
-
-# Ray retires a task's worker after `max_calls` calls (0: never). Retiring a worker after a failed
-# batch goes through that same path, which counts only when this is above 0; a million batches
-# (weeks of a busy GPU) otherwise never retires a healthy worker with its model loaded.
-MAX_BATCHES_PER_WORKER = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,8 @@ class SegmentSpec:
     grid: TileGrid
     model_path: str
     target: Target = "nuclei"
+    #: Tiles per model call. Measured on an H200 (bench/gpu.sh): see README, "Speed on a GPU".
+    forward_batch_tiles: int = 4
 
 
 @dataclass(frozen=True)
@@ -109,75 +109,175 @@ def _open_slide_cached(path: str) -> Any:
     return open_slide(Path(path))
 
 
-def infer_labels(predictor: Any, rgb: npt.NDArray[np.uint8], target: Target) -> npt.NDArray[np.int32]:
-    """Instance labels (h, w) for one RGB tile already at the model's pixel size."""
-    image = torch.from_numpy(rgb).permute(2, 0, 1).float()
+# InstanSeg's normalisation: per image and channel, the 0.1th and 99.9th percentiles map to 0 and 1.
+_NORMALISE_PERCENTILE = 0.1
+_NORMALISE_EPSILON = 1e-3
+# Decoding threads: two keep a 4-tile batch ahead of an H200's forward pass for 512 px tiles.
+READER_THREADS = 2
+STAGES = ("decode", "transfer", "forward", "postprocess")
+
+T = TypeVar("T")
+
+
+@dataclass
+class SegmentedBatch:
+    """What a segmentation task returns: the tiles' results and the seconds spent in each stage.
+
+    Stages overlap, so their sum exceeds `wall`; `decode` and `postprocess` are summed over their
+    threads. `transfer` is host↔device copying (0 on CPU), `forward` the normalisation and model.
+    """
+
+    results: list[TileResult]
+    stage_s: dict[str, float] = field(default_factory=dict)
+
+
+class StageClock:
+    """Seconds per stage, added from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] += seconds
+
+    def timed(self, stage: str, work: Callable[..., T], *args: Any) -> T:
+        started = time.perf_counter()
+        try:
+            return work(*args)
+        finally:
+            self.add(stage, time.perf_counter() - started)
+
+
+def normalise_percentiles(pixels: torch.Tensor) -> torch.Tensor:
+    """InstanSeg's percentile normalisation of a uint8 batch (b, c, h, w), on its device, as float32.
+
+    Equal to `percentile_normalize` image by image (numpy's linear-interpolated percentiles), but
+    from one 256-bin histogram per image and channel: no sort, and no host round trip per channel.
+    """
+    b, c, h, w = pixels.shape
+    count = h * w
+    planes = pixels.reshape(b * c, count).long()
+    offsets = torch.arange(b * c, device=pixels.device).unsqueeze(1) * 256
+    histogram = torch.bincount((planes + offsets).reshape(-1), minlength=b * c * 256).reshape(b * c, 256)
+    cumulative = histogram.cumsum(1)
+
+    def percentile(q: float) -> torch.Tensor:
+        position = q / 100 * (count - 1)
+        below = int(position)
+        fraction = position - below
+        ranks = torch.tensor([below, min(below + 1, count - 1)], device=pixels.device)
+        # The value of rank k is the first bin whose cumulative count exceeds k.
+        values = torch.searchsorted(cumulative, ranks.expand(b * c, 2).contiguous(), right=True).float()
+        return values[:, 0] + fraction * (values[:, 1] - values[:, 0])
+
+    low = percentile(_NORMALISE_PERCENTILE)
+    high = percentile(100 - _NORMALISE_PERCENTILE)
+    scale = torch.clamp(high - low, min=_NORMALISE_EPSILON)
+    image = pixels.float()
+    return (image - low.reshape(b, c, 1, 1)) / scale.reshape(b, c, 1, 1)
+
+
+def infer_batch(
+    predictor: Any,
+    windows: Sequence[npt.NDArray[np.uint8]],
+    target: Target,
+    clock: StageClock | None = None,
+) -> list[npt.NDArray[np.int32]]:
+    """Instance labels (h, w) for RGB windows of one size, already at the model's pixel size."""
+    clock = clock or StageClock()
+    device = torch.device(predictor.inference_device)
+    synchronise = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    started = time.perf_counter()
+    pixels = torch.from_numpy(np.stack(windows)).to(device).permute(0, 3, 1, 2)
+    synchronise()
+    copied_in = time.perf_counter()
     with torch.inference_mode(), warnings.catch_warnings():
         # InstanSeg always enters CUDA autocast and its model uses sparse CSR tensors; on CPU both
         # only warn that they do nothing special. Harmless, and noise in every worker's log.
         warnings.filterwarnings("ignore", message=".*autocast.*", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support.*", category=UserWarning)
-        # pixel_size=None: the tile is already on the working grid, so InstanSeg must not rescale;
-        # normalise=True applies InstanSeg's own per-image percentile normalisation.
-        labels = predictor.eval_small_image(
-            image, pixel_size=None, normalise=True, return_image_tensor=False, target=target
-        )
-    channel = 1 if target == "cells" and labels.shape[1] > 1 else 0
-    return np.asarray(labels[0, channel].to("cpu", torch.int32).numpy(), dtype=np.int32)
+        # What InstanSeg's eval_small_image does for one image (it takes no batch): the model
+        # under CUDA autocast, told which outputs to make. The windows are already on the model's
+        # pixel size, so nothing is rescaled.
+        with torch.amp.autocast("cuda"):
+            labels = predictor.instanseg(normalise_percentiles(pixels), target_segmentation=_outputs(predictor, target))
+        channel = 1 if target == "cells" and labels.shape[1] > 1 else 0
+        labels = labels[:, channel]
+        synchronise()
+        inferred = time.perf_counter()
+        host = labels.to("cpu", torch.int32).numpy()
+    clock.add("transfer", (copied_in - started) + (time.perf_counter() - inferred))
+    clock.add("forward", inferred - copied_in)
+    return list(host)
 
 
-def segment_tiles_local(spec: SegmentSpec, tiles: Sequence[Tile], device: str | None = None) -> list[TileResult]:
-    """Read, segment and trim each tile; the plain function under the Ray task."""
+def _outputs(predictor: Any, target: Target) -> torch.Tensor:
+    """InstanSeg's `target_segmentation`: which of (nuclei, cells) a two-output model computes."""
+    if not predictor.instanseg.cells_and_nuclei:
+        return torch.tensor([1, 1])
+    return torch.tensor([1, 0] if target == "nuclei" else [0, 1])
+
+
+def infer_labels(predictor: Any, rgb: npt.NDArray[np.uint8], target: Target) -> npt.NDArray[np.int32]:
+    """Instance labels (h, w) for one RGB tile already at the model's pixel size."""
+    return infer_batch(predictor, [rgb], target)[0]
+
+
+def _same_size_groups(tiles: Sequence[Tile], size: int) -> list[list[Tile]]:
+    """Forward batches: consecutive tiles, `size` at a time, never mixing window sizes.
+
+    Windows slide inside the slide, so every window of a grid has the same size; the split by size
+    only guards a caller that mixes grids.
+    """
+    groups: list[list[Tile]] = []
+    for batch in batches(list(tiles), size):
+        for tile in batch:
+            if groups and len(groups[-1]) < size and groups[-1][0].window[2:] == tile.window[2:]:
+                groups[-1].append(tile)
+            else:
+                groups.append([tile])
+    return groups
+
+
+def segment_tiles_local(spec: SegmentSpec, tiles: Sequence[Tile], device: str | None = None) -> SegmentedBatch:
+    """Read, segment and trim each tile, the three stages overlapped; the plain function under the Ray task."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    started = time.perf_counter()
     predictor = load_model(spec.model_path, device)
     slide = _open_slide_cached(str(spec.slide.path))
-    results: list[TileResult] = []
-    # One reader thread, one tile ahead: the next tile decodes while this one is inferred, and a
-    # large batch of large tiles never sits decoded in memory all at once.
-    with _lock, ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-reader") as reader:
+    clock = StageClock()
+    groups = _same_size_groups(tiles, spec.forward_batch_tiles)
+    with _lock:
+        readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="tile-reader")
+        post = ThreadPoolExecutor(1, thread_name_prefix="tile-post")
+        try:
 
-        def read(tile: Tile) -> Future[npt.NDArray[np.uint8]]:
-            return reader.submit(read_window_at_mpp, slide, spec.slide, tile.window, spec.grid.working_mpp)
+            def read(group: list[Tile]) -> list[Future[npt.NDArray[np.uint8]]]:
+                return [
+                    readers.submit(
+                        clock.timed, "decode", read_window_at_mpp, slide, spec.slide, t.window, spec.grid.working_mpp
+                    )
+                    for t in group
+                ]
 
-        upcoming = read(tiles[0]) if tiles else None
-        for index, tile in enumerate(tiles):
-            assert upcoming is not None
-            rgb = upcoming.result()
-            upcoming = read(tiles[index + 1]) if index + 1 < len(tiles) else None
-            labels = infer_labels(predictor, rgb, spec.target)
-            results.append(keep_core_objects(labels, tile, spec.grid))
-    return results
-
-
-def retire_worker_after_task(function_name: str, module_name: str) -> bool:
-    """Have Ray end this worker once the running task's result is stored, as `max_calls` does.
-
-    Ray counts a worker's calls of each function and, once the count reaches the function's
-    `max_calls`, raises SystemExit after storing the task's outputs, so the caller still gets this
-    task's result or error and the next task gets a fresh worker. Ray has no public call for "this
-    one now", so this sets the count one short of the limit. Returns False (and the worker stays)
-    where that bookkeeping is not found: the function has no `max_calls` or this is not a worker.
-    """
-    manager = ray._private.worker.global_worker.function_actor_manager
-    for descriptor, info in list(getattr(manager, "execution_infos", {}).items()):
-        named = (getattr(descriptor, "function_name", None), getattr(descriptor, "module_name", None))
-        if named == (function_name, module_name) and info.max_calls > 0:
-            manager._num_task_executions[descriptor.function_id] = info.max_calls - 1
-            return True
-    log.warning("cannot retire this worker after %s.%s: it stays in use", module_name, function_name)
-    return False
-
-
-@ray.remote(max_calls=MAX_BATCHES_PER_WORKER)
-def segment_tiles(spec: SegmentSpec, tiles: Sequence[Tile]) -> list[TileResult]:
-    """Ray task: `segment_tiles.options(num_gpus=...).remote(spec, tiles)`; GPU when Ray gave one."""
-    try:
-        device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
-        return segment_tiles_local(spec, tiles, device)
-    except JobError:  # the input's fault (a bad slide, a missing model): the worker is sound
-        raise
-    except BaseException:
-        # A cancel (KeyboardInterrupt), out of memory, a CUDA error, a bug: whatever state the
-        # model, torch or the imports were left in, no later batch runs in this process.
-        retire_worker_after_task("segment_tiles", __name__)
-        raise
+            # The readers stay one batch ahead, so no more than two batches sit decoded at once.
+            upcoming = read(groups[0]) if groups else []
+            kept: list[Future[TileResult]] = []
+            for index, group in enumerate(groups):
+                windows = [future.result() for future in upcoming]
+                upcoming = read(groups[index + 1]) if index + 1 < len(groups) else []
+                labels = infer_batch(predictor, windows, spec.target, clock)
+                kept += [
+                    post.submit(clock.timed, "postprocess", keep_core_objects, tile_labels, tile, spec.grid)
+                    for tile_labels, tile in zip(labels, group, strict=True)
+                ]
+            results = [future.result() for future in kept]
+        finally:
+            # On a cancel or an error, work not yet started is dropped; what runs ends within a tile.
+            readers.shutdown(wait=True, cancel_futures=True)
+            post.shutdown(wait=True, cancel_futures=True)
+    stage_s = dict(clock.seconds)
+    stage_s["wall"] = time.perf_counter() - started
+    return SegmentedBatch(results, stage_s)

@@ -47,6 +47,7 @@ class CellSegmentationParams(BaseModel):
     # 64 px = 32 µm at 0.5 µm/px: wider than the largest nucleus, as seam handling requires.
     halo_px: int = Field(64, ge=32, le=512, description="context around each tile; > the largest cell")
     batch_size: int = Field(4, ge=1, le=256, description="tiles per Ray task")
+    forward_batch_tiles: int = Field(4, ge=1, le=64, description="tiles per model call within a task")
     max_batches_in_flight: int = Field(4, ge=1, le=1024, description="batches running at once")
     pixel_size_um: float | None = Field(
         None, ge=PLAUSIBLE_MPP[0], le=PLAUSIBLE_MPP[1], description="override the slide's µm/px"
@@ -79,7 +80,7 @@ def ray_submitter(num_gpus: float) -> SubmitBatch:
     """A SubmitBatch that starts one `segment_tiles` Ray task per batch."""
     import ray
 
-    from wfsched.imaging.segment import segment_tiles
+    from wfsched.imaging.segment_task import segment_tiles
 
     task = segment_tiles.options(num_gpus=num_gpus)
 
@@ -104,7 +105,13 @@ def plan_for(ctx: JobContext, params: CellSegmentationParams) -> tuple[Segmentat
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
     tissue, source = _tissue_for(ctx, params)
     plan = plan_segmentation(
-        info, model_path, tissue, tile_px=params.tile_size_px, halo_px=params.halo_px, target=params.target
+        info,
+        model_path,
+        tissue,
+        tile_px=params.tile_size_px,
+        halo_px=params.halo_px,
+        target=params.target,
+        forward_batch_tiles=params.forward_batch_tiles,
     )
     return plan, tissue, source
 

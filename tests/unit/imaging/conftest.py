@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from tests.support.slides import crop_of_slide, tissue_image, write_slide
 from wfsched.assets import FetchedAssets, fetch_assets
 from wfsched.config import Settings
+from wfsched.imaging.segment import infer_labels, load_model
+from wfsched.imaging.slide import inspect_slide, open_slide, read_window_at_mpp, working_mpp
+from wfsched.imaging.tiling import Tile, TileGrid, all_tiles, make_grid
 
 # A 768 × 640 px crop of cmu_small_region.svs through dense epidermis: ~300 nuclei, a few seconds.
 REAL_CROP_ORIGIN_PX = (900, 1200)
@@ -55,3 +61,25 @@ def make_slide(tmp_path: Path) -> Callable[..., Path]:
         return write_slide(tmp_path / name, image, mpp=mpp, levels=levels)
 
     return make
+
+
+@dataclass(frozen=True)
+class RealTiles:
+    """The four 512 px tiles of the real crop: the grid, the tiles, their RGB windows and labels."""
+
+    grid: TileGrid
+    tiles: list[Tile]
+    windows: list[npt.NDArray[np.uint8]]
+    labels: list[npt.NDArray[np.int32]]
+
+
+@pytest.fixture(scope="session")
+def real_tiles(real_crop: Path, nuclei_model: Path) -> RealTiles:
+    """Labels of the real model on real tiles, one tile per model call (the per-tile path)."""
+    info = inspect_slide(real_crop)
+    grid = make_grid((info.width_px, info.height_px), info.mpp, working_mpp(info, 0.5), tile_px=512, halo_px=64)
+    tiles = all_tiles(grid)
+    slide = open_slide(real_crop)
+    windows = [read_window_at_mpp(slide, info, tile.window, grid.working_mpp) for tile in tiles]
+    predictor = load_model(str(nuclei_model), "cpu")
+    return RealTiles(grid, tiles, windows, [infer_labels(predictor, window, "nuclei") for window in windows])

@@ -24,9 +24,8 @@ from wfsched.imaging.pipeline import (
     segment_slide,
     stop_batches,
 )
-from wfsched.imaging.segment import SegmentSpec
+from wfsched.imaging.segment import SegmentedBatch, SegmentSpec
 from wfsched.imaging.slide import inspect_slide
-from wfsched.imaging.stitch import TileResult
 from wfsched.imaging.tiling import Tile
 
 
@@ -107,16 +106,20 @@ def test_cancelling_stops_submitting_and_cancels_batches_in_flight(
 
 
 def test_stopping_forces_only_the_batches_still_running_after_the_grace_period() -> None:
-    stops: Future[list[TileResult]] = Future()
-    ignores: Future[list[TileResult]] = Future()
+    stops: Future[SegmentedBatch] = Future()
+    ignores: Future[SegmentedBatch] = Future()
     forced: list[str] = []
 
-    def force(name: str, future: Future[list[TileResult]]) -> None:
+    def force(name: str, future: Future[SegmentedBatch]) -> None:
         forced.append(name)
         future.set_exception(RuntimeError("killed"))
 
     batches = [
-        Submitted(future=stops, cancel=lambda: stops.set_result([]), force_cancel=lambda: force("stops", stops)),
+        Submitted(
+            future=stops,
+            cancel=lambda: stops.set_result(SegmentedBatch([])),
+            force_cancel=lambda: force("stops", stops),
+        ),
         Submitted(future=ignores, cancel=lambda: None, force_cancel=lambda: force("ignores", ignores)),
     ]
     started_s = time.monotonic()
@@ -127,8 +130,8 @@ def test_stopping_forces_only_the_batches_still_running_after_the_grace_period()
 
 
 def test_stopping_batches_that_all_stop_at_once_does_not_wait() -> None:
-    futures: list[Future[list[TileResult]]] = [Future(), Future()]
-    batches = [Submitted(future=f, cancel=functools.partial(f.set_result, [])) for f in futures]
+    futures: list[Future[SegmentedBatch]] = [Future(), Future()]
+    batches = [Submitted(future=f, cancel=functools.partial(f.set_result, SegmentedBatch([]))) for f in futures]
     started_s = time.monotonic()
     stop_batches(batches, grace_s=60)
     assert time.monotonic() - started_s < 30
