@@ -65,9 +65,16 @@ def resize_labels(labels: Labels, shape: tuple[int, int]) -> Labels:
 
 
 def run_reference(
-    slide_path: Path, model_path: Path, workdir: Path, pixel_size_um: float | None = None, device: str = "cpu"
+    slide_path: Path,
+    model_path: Path,
+    workdir: Path,
+    pixel_size_um: float | None = None,
+    device: str = "cpu",
+    use_otsu_threshold: bool = False,
 ) -> tuple[Labels, float]:
     """InstanSeg's `eval_whole_slide_image` with its defaults; returns its labels and seconds taken.
+
+    `use_otsu_threshold` makes InstanSeg skip tiles its Otsu threshold calls glass, as wfsched does.
 
     It writes its zarr beside the slide, so the slide is linked into `workdir` first. Passing the
     model's own pixel size for a slide within 1 % of it makes InstanSeg skip its 513 → 512 px
@@ -89,7 +96,7 @@ def run_reference(
         module = torch.jit.load(str(model_path), map_location=device)
         predictor = InstanSeg(module, device=device, verbosity=0)
         started_s = time.perf_counter()
-        predictor.eval_whole_slide_image(str(local), pixel_size=pixel_size_um)
+        predictor.eval_whole_slide_image(str(local), pixel_size=pixel_size_um, use_otsu_threshold=use_otsu_threshold)
     elapsed_s = time.perf_counter() - started_s
     output = workdir / f"{local.stem}{predictor.prediction_tag}.zarr"
     return np.asarray(zarr.open_array(str(output), mode="r")[0]), elapsed_s

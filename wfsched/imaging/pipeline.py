@@ -12,7 +12,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,30 @@ def stop_batches(batches: Sequence[Submitted], grace_s: float) -> None:
 SubmitBatch = Callable[[SegmentSpec, list[Tile]], Submitted]
 
 
+@dataclass
+class TaskTotals:
+    """What the tasks of a job report, added up: seconds per stage, devices, tiles per model call."""
+
+    stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys((*STAGES, "wall"), 0.0))
+    devices: set[str] = field(default_factory=set)
+    forward_batch_tiles: set[int] = field(default_factory=set)
+
+    def add(self, batch: SegmentedBatch) -> None:
+        for stage, seconds in batch.stage_s.items():
+            self.stage_s[stage] = self.stage_s.get(stage, 0.0) + seconds
+        self.devices.add(batch.device)
+        self.forward_batch_tiles.add(batch.forward_batch_tiles)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            # Summed over tasks (and threads within one); stages overlap, so they add up to more
+            # than the tasks' wall time. Tiles resumed from a checkpoint count nothing here.
+            "stage_s": {stage: round(seconds, 3) for stage, seconds in self.stage_s.items()},
+            "devices": sorted(self.devices),
+            "forward_batch_tiles": sorted(self.forward_batch_tiles),
+        }
+
+
 @dataclass(frozen=True)
 class SegmentationPlan:
     spec: SegmentSpec
@@ -77,7 +101,7 @@ def plan_segmentation(
     tile_px: int,
     halo_px: int,
     target: Target,
-    forward_batch_tiles: int = SegmentSpec.forward_batch_tiles,
+    forward_batch_tiles: int | None = None,
 ) -> SegmentationPlan:
     """Tiles at the model's pixel size over tissue only; the spec every batch carries."""
     model = model_info(str(model_path))
@@ -103,11 +127,11 @@ def run_batches(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     check_cancelled: Callable[[], None] = lambda: None,
     cancel_grace_s: float = Settings.cancel_grace_s,
-    stage_s: dict[str, float] | None = None,
+    totals: TaskTotals | None = None,
 ) -> int:
     """Segment the tiles without a checkpoint, `max_in_flight` batches at a time; returns how many ran.
 
-    Each batch's seconds per stage are added into `stage_s` when given.
+    Each batch's seconds per stage are added into `totals` when given.
 
     Every finished batch is checkpointed before progress is reported, so a crash loses at most the
     batches in flight. On any exception (cancellation included) the batches in flight are stopped:
@@ -132,9 +156,8 @@ def run_batches(
                 for result in batch.results:
                     checkpoints.save(result)
                     done += 1
-                if stage_s is not None:
-                    for stage, seconds in batch.stage_s.items():
-                        stage_s[stage] = stage_s.get(stage, 0.0) + seconds
+                if totals is not None:
+                    totals.add(batch)
                 on_progress(done, total)
     except BaseException:
         stop_batches(list(in_flight.values()), cancel_grace_s)
@@ -178,7 +201,7 @@ def segment_slide(
     """Run a planned segmentation end to end; resumes from checkpoints under `output_dir`."""
     started_s = time.monotonic()
     checkpoints = TileCheckpoints(output_dir / CHECKPOINT_DIR, plan.spec.grid.fingerprint())
-    stage_s = dict.fromkeys((*STAGES, "wall"), 0.0)
+    totals = TaskTotals()
     ran = run_batches(
         plan.spec,
         plan.tiles,
@@ -189,7 +212,7 @@ def segment_slide(
         on_progress=on_progress,
         check_cancelled=check_cancelled,
         cancel_grace_s=cancel_grace_s,
-        stage_s=stage_s,
+        totals=totals,
     )
     segmented_s = time.monotonic()
     summary = assemble_outputs(plan, checkpoints, output_dir)
@@ -207,12 +230,9 @@ def segment_slide(
             "working_pixel_size_um": grid.working_mpp,
             "level0_pixel_size_um": grid.level0_mpp,
             "label_scale_to_level0": grid.scale_to_level0,
-            "forward_batch_tiles": plan.spec.forward_batch_tiles,
             "segment_s": round(segmented_s - started_s, 3),
             "stitch_s": round(time.monotonic() - segmented_s, 3),
-            # Summed over tasks (and threads within one); stages overlap, so they add up to more
-            # than the tasks' wall time. Tiles resumed from a checkpoint count nothing here.
-            "stage_s": {stage: round(seconds, 3) for stage, seconds in stage_s.items()},
+            **totals.summary(),
         }
     )
     return summary

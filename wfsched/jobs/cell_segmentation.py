@@ -47,7 +47,9 @@ class CellSegmentationParams(BaseModel):
     # 64 px = 32 µm at 0.5 µm/px: wider than the largest nucleus, as seam handling requires.
     halo_px: int = Field(64, ge=32, le=512, description="context around each tile; > the largest cell")
     batch_size: int = Field(4, ge=1, le=256, description="tiles per Ray task")
-    forward_batch_tiles: int = Field(4, ge=1, le=64, description="tiles per model call within a task")
+    forward_batch_tiles: int | None = Field(
+        None, ge=1, le=64, description="tiles per model call within a task; default 4 on a GPU, 1 on CPU"
+    )
     max_batches_in_flight: int = Field(4, ge=1, le=1024, description="batches running at once")
     pixel_size_um: float | None = Field(
         None, ge=PLAUSIBLE_MPP[0], le=PLAUSIBLE_MPP[1], description="override the slide's µm/px"
