@@ -50,4 +50,5 @@ bench: fetch
 	$(PY) bench/scheduler.py
 	$(PY) bench/progress.py
 	$(PY) bench/pipeline.py
+	$(PY) bench/postprocess.py
 	$(PY) bench/tenant_limits.py

@@ -121,7 +121,7 @@ bench() {
         status=1
     fi
 }
-bench pipeline-512 60 --runs "$runs" --repeat "$REPEAT" --forward-batch-sweep 1,2,4,8
+bench pipeline-512 60 --runs "$runs" --repeat "$REPEAT" --forward-batch-sweep 1,2,4,8 --workers-sweep 2x4,2x8,2x16,3x8
 bench pipeline-1024 30 --runs in-process --repeat "$REPEAT" --tile-size-px 1024 --forward-batch-tiles 2
 
 log "finished in $((SECONDS - started_s)) s; figures: $(cd "$OUT" && ls | tr '\n' ' ')"

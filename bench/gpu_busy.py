@@ -21,15 +21,16 @@ SAMPLE_INTERVAL_MS = 50
 
 
 class GpuBusy:
-    def __init__(self, gpu_index: int = 0) -> None:
+    def __init__(self, gpu_index: int = 0, enabled: bool = True) -> None:
         self.gpu_index = gpu_index
+        self.enabled = enabled
         self.samples: list[tuple[float, float]] = []
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._window: tuple[float, float] = (0.0, 0.0)
 
     def __enter__(self) -> GpuBusy:
-        if shutil.which("nvidia-smi"):
+        if self.enabled and shutil.which("nvidia-smi"):
             self._process = subprocess.Popen(
                 [
                     "nvidia-smi",
@@ -69,6 +70,9 @@ class GpuBusy:
 
     @property
     def mean_percent(self) -> float | None:
-        start, end = self._window
+        return self.mean_between(*self._window)
+
+    def mean_between(self, start: float, end: float) -> float | None:
+        """The mean of the samples taken between two `time.monotonic()` readings (one sample after)."""
         inside = [value for at, value in self.samples if start <= at <= end + SAMPLE_INTERVAL_MS / 1000 * 2]
         return round(sum(inside) / len(inside), 1) if inside else None

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +51,17 @@ from bench.gpu_busy import GpuBusy
 from wfsched.assets import SAMPLE_SLIDE_NAME, fetch_assets, model_path
 from wfsched.config import Settings
 from wfsched.imaging.agreement import keep_in_mask, match_instances, resize_labels, run_reference
-from wfsched.imaging.pipeline import LABELS_NAME, plan_segmentation, run_in_process, segment_slide
-from wfsched.imaging.segment import FORWARD_BATCH_TILES, infer_batch, load_model
+from wfsched.imaging.pipeline import (
+    LABELS_NAME,
+    SubmitBatch,
+    Submitted,
+    plan_segmentation,
+    run_in_process,
+    segment_slide,
+)
+from wfsched.imaging.segment import FORWARD_BATCH_TILES, SegmentSpec, infer_batch, load_model, segment_tiles_local
 from wfsched.imaging.slide import inspect_slide, open_slide, read_window_at_mpp
+from wfsched.imaging.tiling import Tile
 from wfsched.imaging.tissue import TissueOptions, tissue_mask_of
 from wfsched.jobs.cell_segmentation import CellSegmentationParams
 from wfsched.jobs.tissue_mask import MASK_NAME, write_tissue_outputs
@@ -106,6 +116,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run in-process once per tiles-per-model-call in this comma-separated list",
     )
     parser.add_argument(
+        "--workers-sweep",
+        default="",
+        help="also run in-process once per item of this list: N worker processes sharing the device, or NxT "
+        "for N workers and T tiles per task",
+    )
+    parser.add_argument(
+        "--task-tiles", type=int, default=8, help="tiles per task when several workers share the device"
+    )
+    parser.add_argument(
         "--num-gpus-per-task",
         type=float,
         default=None,
@@ -121,11 +140,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown runs {sorted(unknown)}: choose from {', '.join(RUNS)}")
     args.forward_batch_sweep = [int(n) for n in args.forward_batch_sweep.split(",") if n.strip()]
+    args.workers_sweep = [_workers_and_tiles(item, args.task_tiles) for item in args.workers_sweep.split(",") if item]
     if args.num_gpus_per_task is None:
         args.num_gpus_per_task = 0.5 if args.device == "cuda" else 0.0
     if args.device == "cuda" and "service" in args.runs and args.num_gpus_per_task <= 0:
         parser.error("--device cuda needs --num-gpus-per-task > 0: Ray hands a GPU only to tasks that ask")
     return args
+
+
+def _workers_and_tiles(item: str, task_tiles: int) -> tuple[int, int]:
+    """ "2" → two workers, `--task-tiles` tiles per task; "2x16" → two workers, 16 tiles per task."""
+    workers, _, tiles = item.strip().partition("x")
+    return int(workers), int(tiles) if tiles else task_tiles
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,15 +179,19 @@ def main(argv: list[str] | None = None) -> None:
             reference = labels if name == "instanseg" else reference
     outputs: dict[str, Path] = {}
     if "in-process" in args.runs:
-        warm_up(args, slide, model_path)
+        warm_up(slide, model_path, args.device, args.tile_size_px, args.forward_batch_tiles)
         outputs["in-process"], runs["in-process"] = repeated(
             args, "in-process", lambda: time_in_process(args, slide, model_path, workdir, args.forward_batch_tiles)
         )
-    if args.forward_batch_sweep:
-        warm_up(args, slide, model_path)
-        figures["forward_batch_sweep"] = {
-            str(n): time_in_process(args, slide, model_path, workdir, n)[1] for n in args.forward_batch_sweep
-        }
+    for n in args.forward_batch_sweep:
+        print(f"running in-process with {n} tiles per model call ...", flush=True)
+        warm_up(slide, model_path, args.device, args.tile_size_px, n)
+        figures.setdefault("forward_batch_sweep", {})[str(n)] = time_in_process(args, slide, model_path, workdir, n)[1]
+    for workers, task_tiles in args.workers_sweep:
+        print(f"running in-process on {workers} worker processes, {task_tiles} tiles per task ...", flush=True)
+        figures.setdefault("workers_sweep", {})[f"{workers}x{task_tiles}"] = time_in_process(
+            args, slide, model_path, workdir, args.forward_batch_tiles, workers=workers, task_tiles=task_tiles
+        )[1]
     if "service" in args.runs:
         outputs["service"], runs["service"] = repeated(args, "service", lambda: time_service(args, slide, workdir))
     figures["runs"] = runs
@@ -227,7 +257,7 @@ def time_instanseg(
     args: argparse.Namespace, slide: Path, model_path: Path, workdir: Path, name: str
 ) -> tuple[np.ndarray, dict[str, Any]]:
     folder = workdir / f"{name}-{time.monotonic_ns()}"
-    with GpuBusy() if args.device == "cuda" else _no_sampling() as busy:
+    with GpuBusy(enabled=args.device == "cuda") as busy:
         labels, seconds = run_reference(
             slide,
             model_path,
@@ -240,21 +270,60 @@ def time_instanseg(
     return labels, {"seconds": round(seconds, 3), "objects": count, "gpu_busy_percent": busy.mean_percent}
 
 
-def warm_up(args: argparse.Namespace, slide: Path, model_path: Path) -> None:
-    """Load the model and run it once, as a worker has after its first batch."""
-    predictor = load_model(str(model_path), args.device)
+def warm_up(slide: Path, model_path: Path, device: str, tile_px: int, forward_batch_tiles: int | None) -> None:
+    """Load the model and run it on one batch, as a worker has after its first batches.
+
+    Twice: TorchScript profiles the first call with a new input shape and optimises on the next.
+    """
+    predictor = load_model(str(model_path), device)
     info = inspect_slide(slide)
-    window = read_window_at_mpp(open_slide(slide), info, (0, 0, args.tile_size_px, args.tile_size_px), info.mpp)
-    infer_batch(predictor, [window] * (args.forward_batch_tiles or FORWARD_BATCH_TILES[args.device]), "nuclei")
+    window = read_window_at_mpp(open_slide(slide), info, (0, 0, tile_px, tile_px), info.mpp)
+    for _ in range(2):
+        infer_batch(predictor, [window] * (forward_batch_tiles or FORWARD_BATCH_TILES[device]), "nuclei")
+
+
+def process_pool_submitter(pool: ProcessPoolExecutor) -> SubmitBatch:
+    """A SubmitBatch on worker processes: Ray's fan-out without Ray (one model per process)."""
+
+    def submit(spec: SegmentSpec, tiles: list[Tile]) -> Submitted:
+        future = pool.submit(segment_tiles_local, spec, tiles)
+        return Submitted(future=future, cancel=future.cancel)
+
+    return submit
+
+
+def _worker_ready() -> None:
+    time.sleep(0.5)  # long enough that every worker process is started, each taking one
 
 
 def time_in_process(
-    args: argparse.Namespace, slide: Path, model_path: Path, workdir: Path, forward_batch_tiles: int | None
+    args: argparse.Namespace,
+    slide: Path,
+    model_path: Path,
+    workdir: Path,
+    forward_batch_tiles: int | None,
+    workers: int = 1,
+    task_tiles: int = IN_PROCESS_TASK_TILES,
 ) -> tuple[Path, dict[str, Any]]:
-    """The job's work without Ray: tissue mask, plan, segmentation, outputs; the model already warm."""
+    """The job's work without Ray: tissue mask, plan, segmentation, outputs; the models already warm.
+
+    One worker: the calling process, one task of every tile. More: that many worker processes
+    sharing the GPU (as Ray tasks with a fraction of a GPU each), tasks of `task_tiles` tiles.
+    """
     output_dir = workdir / f"in-process-{time.monotonic_ns()}"
     output_dir.mkdir(parents=True)
-    with GpuBusy() if args.device == "cuda" else _no_sampling() as busy:
+    pool = None
+    if workers > 1:
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=warm_up,
+            initargs=(slide, model_path, args.device, args.tile_size_px, forward_batch_tiles),
+        )
+        for future in [pool.submit(_worker_ready) for _ in range(workers)]:
+            future.result()
+    submit = run_in_process if pool is None else process_pool_submitter(pool)
+    with GpuBusy(enabled=args.device == "cuda") as busy:
         started = time.perf_counter()
         info = inspect_slide(slide)
         tissue = tissue_mask_of(open_slide(slide), info, TissueOptions())
@@ -269,13 +338,19 @@ def time_in_process(
             target="nuclei",
             forward_batch_tiles=forward_batch_tiles,
         )
-        summary = segment_slide(plan, run_in_process, output_dir, batch_size=IN_PROCESS_TASK_TILES, max_in_flight=1)
+        segmenting = time.monotonic()
+        summary = segment_slide(plan, submit, output_dir, batch_size=task_tiles, max_in_flight=2 * workers)
         seconds = time.perf_counter() - started
+    if pool is not None:
+        pool.shutdown()
     return output_dir, {
         "seconds": round(seconds, 3),
         "tissue_s": round(tissue_s, 3),
         "objects": summary["cell_count"],
+        "workers": workers,
+        "task_tiles": min(task_tiles, summary["tiles_segmented"]),
         "gpu_busy_percent": busy.mean_percent,
+        "gpu_busy_percent_segmenting": busy.mean_between(segmenting, segmenting + summary["segment_s"]),
         **_stages(summary),
     }
 
@@ -296,16 +371,6 @@ def _stages(summary: dict[str, Any]) -> dict[str, Any]:
         if summary["segment_s"]
         else None,
     }
-
-
-class _no_sampling:
-    mean_percent = None
-
-    def __enter__(self) -> _no_sampling:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def time_service(args: argparse.Namespace, slide: Path, workdir: Path) -> tuple[Path, dict[str, Any]]:
@@ -348,7 +413,7 @@ def time_service(args: argparse.Namespace, slide: Path, workdir: Path) -> tuple[
             "name": "bench pipeline",
             "jobs": [{"job_id": JOB_ID, "job_type": "cell_segmentation", "image_path": str(slide), "params": params}],
         }
-        with GpuBusy() if args.device == "cuda" else _no_sampling() as busy:
+        with GpuBusy(enabled=args.device == "cuda") as busy:
             submitted_at = time.time()
             workflow_id = client.submit(workflow)["workflow_id"]
             # Slow polling: the benchmark's own requests must not eat the CPU it measures.
@@ -412,9 +477,9 @@ def targets(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> dict[s
             "target_at_least": TARGET_GPU_SPEEDUP_OVER_OTSU,
             "measured": round(otsu / ours, 3) if otsu and ours else None,
         }
-        found["gpu_busy_percent_in_process"] = {
+        found["gpu_busy_percent_while_segmenting"] = {
             "target_at_least": TARGET_GPU_BUSY_PERCENT,
-            "measured": runs.get("in-process", {}).get("gpu_busy_percent"),
+            "measured": runs.get("in-process", {}).get("gpu_busy_percent_segmenting"),
         }
     return found
 
@@ -425,8 +490,11 @@ def report(f: dict[str, Any]) -> None:
     print(f"comparison: {f['restriction']}")
     print()
     print(f"{'run':<16}{'seconds':>9}{'objects':>9}{'GPU busy':>10}   stages: s (ms per tile)")
+    print(f"{'':<34}(GPU busy: over the run / while segmenting)")
     for name, run in runs.items():
         busy = "" if run.get("gpu_busy_percent") is None else f"{run['gpu_busy_percent']:.0f} %"
+        if run.get("gpu_busy_percent_segmenting") is not None:
+            busy = f"{run['gpu_busy_percent']:.0f}/{run['gpu_busy_percent_segmenting']:.0f} %"
         stages = ""
         if "stage_s" in run:
             stages = ", ".join(
@@ -438,10 +506,14 @@ def report(f: dict[str, Any]) -> None:
         print(f"{name:<16}{run['seconds']:>9.2f}{run['objects']:>9}{busy:>10}   {stages}{extra}")
         if len(run.get("all_seconds", [])) > 1:
             print(f"{'':<16}all runs: {run['all_seconds']}")
-    for n, run in f.get("forward_batch_sweep", {}).items():
+    sweeps = [("tiles per model call", run) for run in f.get("forward_batch_sweep", {}).values()]
+    sweeps += [("worker processes", run) for run in f.get("workers_sweep", {}).values()]
+    for label, run in sweeps:
         print(
-            f"in-process, {n:>2} tiles per model call: {run['seconds']:.2f} s, "
-            f"forward {run['stage_s']['forward']:.3f} s, GPU busy {run['gpu_busy_percent']} %"
+            f"in-process, {run['forward_batch_tiles']} tiles per model call, {run['workers']} worker(s), "
+            f"{run['task_tiles']} tiles per task: {run['seconds']:.2f} s (segment {run['segment_s']:.2f} s, "
+            f"forward {run['stage_s']['forward']:.3f} s); GPU busy {run['gpu_busy_percent']} % over the job, "
+            f"{run['gpu_busy_percent_segmenting']} % while segmenting  [{label}]"
         )
     print()
     for name, agreement in f.get("agreement", {}).items():

@@ -71,4 +71,7 @@ def _shift(ring: Ring, origin: tuple[int, int]) -> Ring:
 
 def scale_ring(ring: Ring, scale: float, offset: tuple[float, float] = (0.0, 0.0)) -> Ring:
     """Map a ring to another pixel grid: (x + offset) * scale, rounded to 1/100 px."""
-    return [(round((x + offset[0]) * scale, 2), round((y + offset[1]) * scale, 2)) for x, y in ring]
+    if not ring:
+        return []
+    points = np.round((np.asarray(ring, dtype=np.float64) + offset) * scale, 2)
+    return list(map(tuple, points.tolist()))

@@ -115,7 +115,14 @@ class DetectionWriter:
 
 
 class LabelImageWriter:
-    """A zarr label image on the working grid; its attributes give the scale to level 0."""
+    """A zarr label image on the working grid; its attributes give the scale to level 0.
+
+    Pasted tiles stay in memory, one array per zarr chunk, until `flush_above` says no later tile
+    reaches them; each chunk is then encoded and written once (pasting straight into zarr decoded
+    and re-encoded up to four 4 MiB chunks per tile). Tiles come in row order, so what is held is
+    at most the chunk rows under one row of tile windows. Use it as a context manager: leaving
+    writes what is left.
+    """
 
     def __init__(self, path: Path, grid: TileGrid, class_name: str) -> None:
         self.array = zarr.create_array(
@@ -133,6 +140,13 @@ class LabelImageWriter:
                 "level0_pixel_size_um": grid.level0_mpp,
             },
         )
+        self._chunks: dict[tuple[int, int], npt.NDArray[np.int32]] = {}
+
+    def __enter__(self) -> LabelImageWriter:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.flush_above(self.array.shape[0])
 
     def paste(self, result: TileResult, first_id: int) -> list[int]:
         """Paste a tile's objects from `first_id` on; returns the local labels kept (see stitch)."""
@@ -140,9 +154,44 @@ class LabelImageWriter:
             return []
         x, y = result.origin_px
         h, w = result.labels.shape
-        region = (slice(y, y + h), slice(x, x + w))
-        canvas = np.asarray(self.array[region], dtype=np.int32)
+        canvas = np.zeros((h, w), np.int32)
+        for chunk, (rows, cols), (chunk_rows, chunk_cols) in self._overlaps(y, x, h, w):
+            canvas[rows, cols] = chunk[chunk_rows, chunk_cols]
         kept = paste_objects(canvas, result, first_id)
         if kept:
-            self.array[region] = canvas
+            for chunk, (rows, cols), (chunk_rows, chunk_cols) in self._overlaps(y, x, h, w):
+                chunk[chunk_rows, chunk_cols] = canvas[rows, cols]
         return kept
+
+    def flush_above(self, row_px: int) -> None:
+        """Write the chunks that end at or above `row_px`: no tile from here on may reach them."""
+        for key in sorted(self._chunks):
+            top, left = key[0] * LABEL_CHUNK_PX, key[1] * LABEL_CHUNK_PX
+            chunk = self._chunks[key]
+            if top + chunk.shape[0] <= row_px:
+                self.array[top : top + chunk.shape[0], left : left + chunk.shape[1]] = chunk
+                del self._chunks[key]
+
+    def _overlaps(
+        self, y: int, x: int, h: int, w: int
+    ) -> list[tuple[npt.NDArray[np.int32], tuple[slice, slice], tuple[slice, slice]]]:
+        """The chunks under a region: (chunk array, the region's part, the chunk's part)."""
+        height, width = self.array.shape
+        found = []
+        for row in range(y // LABEL_CHUNK_PX, (y + h - 1) // LABEL_CHUNK_PX + 1):
+            for col in range(x // LABEL_CHUNK_PX, (x + w - 1) // LABEL_CHUNK_PX + 1):
+                top, left = row * LABEL_CHUNK_PX, col * LABEL_CHUNK_PX
+                if (row, col) not in self._chunks:
+                    # A chunk written already is read back: correct even for tiles out of order.
+                    bottom, right = min(top + LABEL_CHUNK_PX, height), min(left + LABEL_CHUNK_PX, width)
+                    self._chunks[(row, col)] = np.asarray(self.array[top:bottom, left:right], dtype=np.int32)
+                y0, y1 = max(y, top), min(y + h, top + LABEL_CHUNK_PX)
+                x0, x1 = max(x, left), min(x + w, left + LABEL_CHUNK_PX)
+                found.append(
+                    (
+                        self._chunks[(row, col)],
+                        (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x)),
+                        (slice(y0 - top, y1 - top), slice(x0 - left, x1 - left)),
+                    )
+                )
+        return found

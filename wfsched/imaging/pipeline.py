@@ -168,12 +168,16 @@ def run_batches(
 def assemble_outputs(plan: SegmentationPlan, checkpoints: TileCheckpoints, output_dir: Path) -> dict[str, Any]:
     """Stitch the checkpointed tiles in tile order into the GeoJSON and the label image."""
     class_name = "Cell" if plan.spec.target == "cells" else "Nucleus"
-    labels = LabelImageWriter(output_dir / LABELS_NAME, plan.spec.grid, class_name)
     next_id, seam_duplicates = 1, 0
     # Ids unique across jobs (QuPath merges imports by id), and the same on a rerun of this job.
     id_namespace = uuid.uuid5(uuid.NAMESPACE_URL, output_dir.resolve().as_uri())
-    with DetectionWriter(output_dir / DETECTIONS_NAME) as detections:
+    with (
+        LabelImageWriter(output_dir / LABELS_NAME, plan.spec.grid, class_name) as labels,
+        DetectionWriter(output_dir / DETECTIONS_NAME) as detections,
+    ):
         for tile in plan.tiles:
+            # Windows only move down from tile to tile: nothing above this one changes any more.
+            labels.flush_above(tile.window[1])
             result = checkpoints.load(tile.index)
             kept = labels.paste(result, next_id)
             seam_duplicates += len(result.objects) - len(kept)

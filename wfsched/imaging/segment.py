@@ -190,9 +190,17 @@ def infer_batch(
     windows: Sequence[npt.NDArray[np.uint8]],
     target: Target,
     clock: StageClock | None = None,
+    pad_to: int = 0,
 ) -> list[npt.NDArray[np.int32]]:
-    """Instance labels (h, w) for RGB windows of one size, already at the model's pixel size."""
+    """Instance labels (h, w) for RGB windows of one size, already at the model's pixel size.
+
+    `pad_to`: a shorter batch is filled up with copies of its last window (their labels dropped),
+    so the model always sees one input shape; TorchScript re-optimises its graph for each new
+    shape, which costs a GPU more than the padding.
+    """
     clock = clock or StageClock()
+    count = len(windows)
+    windows = [*windows, *[windows[-1]] * (pad_to - count)]
     device = torch.device(predictor.inference_device)
     synchronise = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     started = time.perf_counter()
@@ -216,7 +224,7 @@ def infer_batch(
         host = labels.to("cpu", torch.int32).numpy()
     clock.add("transfer", (copied_in - started) + (time.perf_counter() - inferred))
     clock.add("forward", inferred - copied_in)
-    return list(host)
+    return list(host[:count])
 
 
 def _outputs(predictor: Any, target: Target) -> torch.Tensor:
@@ -254,6 +262,7 @@ def segment_tiles_local(spec: SegmentSpec, tiles: Sequence[Tile], device: str | 
     predictor = load_model(spec.model_path, device)
     slide = _open_slide_cached(str(spec.slide.path))
     clock = StageClock()
+    on_gpu = torch.device(device).type == "cuda"
     per_call = spec.forward_batch_tiles or FORWARD_BATCH_TILES.get(torch.device(device).type, 1)
     groups = _same_size_groups(tiles, per_call)
     with _lock:
@@ -275,7 +284,7 @@ def segment_tiles_local(spec: SegmentSpec, tiles: Sequence[Tile], device: str | 
             for index, group in enumerate(groups):
                 windows = [future.result() for future in upcoming]
                 upcoming = read(groups[index + 1]) if index + 1 < len(groups) else []
-                labels = infer_batch(predictor, windows, spec.target, clock)
+                labels = infer_batch(predictor, windows, spec.target, clock, pad_to=per_call if on_gpu else 0)
                 kept += [
                     post.submit(clock.timed, "postprocess", keep_core_objects, tile_labels, tile, spec.grid)
                     for tile_labels, tile in zip(labels, group, strict=True)

@@ -35,10 +35,12 @@ def test_detections_are_qupath_features_in_level0_pixels(tmp_path: Path) -> None
 
 def test_label_image_records_its_scale_and_pastes_tiles(tmp_path: Path) -> None:
     grid = make_grid((400, 200), level0_mpp=0.25, working_mpp=0.5, tile_px=128, halo_px=16)
-    writer = LabelImageWriter(tmp_path / "labels.zarr", grid, "Nucleus")
     labels = np.zeros((10, 10), np.uint16)
     labels[2:5, 2:5], labels[6:9, 6:9] = 1, 2
-    assert writer.paste(TileResult(0, (50, 30), labels), first_id=11) == [1, 2]
+    with LabelImageWriter(tmp_path / "labels.zarr", grid, "Nucleus") as writer:
+        assert writer.paste(TileResult(0, (50, 30), labels), first_id=11) == [1, 2]
+        writer.flush_above(100)  # written out: a later paste over it reads it back
+        assert writer.paste(TileResult(1, (51, 30), labels), first_id=13) == []  # the same two, seen again
     array = zarr.open_array(str(tmp_path / "labels.zarr"), mode="r")
     assert array.shape == (100, 200) and array.attrs["scale_to_level0"] == 2.0
     assert set(np.unique(array[:])) == {0, 11, 12} and array[33, 53] == 11

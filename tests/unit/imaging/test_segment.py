@@ -93,3 +93,14 @@ def test_a_task_reports_the_seconds_of_each_stage(real_crop: Path, real_tiles: R
     assert set(batch.stage_s) == {"decode", "transfer", "forward", "postprocess", "wall"}
     assert all(batch.stage_s[s] > 0 for s in ("decode", "forward", "postprocess", "wall"))
     assert batch.stage_s["forward"] < batch.stage_s["wall"]
+
+
+def test_a_short_batch_padded_to_the_batch_size_gives_the_same_labels(
+    real_tiles: RealTiles, nuclei_model: Path
+) -> None:
+    predictor = load_model(str(nuclei_model), "cpu")
+    crops = [window[:192, :192].copy() for window in real_tiles.windows[:2]]
+    padded = infer_batch(predictor, crops, "nuclei", pad_to=4)  # one input shape for every batch
+    assert len(padded) == 2
+    for ours, crop in zip(padded, crops, strict=True):
+        assert (ours == infer_batch(predictor, [crop], "nuclei")[0]).all()
