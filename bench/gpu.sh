@@ -6,7 +6,7 @@
 # Runs bench/pipeline.py on cuda: InstanSeg's own loop (its defaults, and with Otsu), wfsched's
 # pipeline in-process (no Ray: what one segmentation worker does), and the service run through Ray
 # where Ray is installed; each with seconds per stage and the mean GPU busy % (nvidia-smi). Then
-# tiles per model call 1, 2, 4, 8 in-process, and 1,024 px tiles. Each step runs under what is
+# tiles per model call, model threads and worker processes in-process, and 1,024 px tiles. Each step runs under what is
 # left of BUDGET_S; the whole script stays under 8 minutes.
 #
 # Works with no network: the Python packages beyond the machine's own (torch, numpy, scikit-image,
@@ -121,7 +121,8 @@ bench() {
         status=1
     fi
 }
-bench pipeline-512 60 --runs "$runs" --repeat "$REPEAT" --forward-batch-sweep 1,2,4,8 --workers-sweep 2x4,2x8,2x16,3x8
+bench pipeline-512 60 --runs "$runs" --repeat "$REPEAT" --forward-batch-sweep 1,2,8 --streams-sweep 1,3 \
+    --workers-sweep 2x16,3x8
 bench pipeline-1024 30 --runs in-process --repeat "$REPEAT" --tile-size-px 1024 --forward-batch-tiles 2
 
 log "finished in $((SECONDS - started_s)) s; figures: $(cd "$OUT" && ls | tr '\n' ' ')"

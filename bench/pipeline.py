@@ -115,6 +115,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="also run in-process once per tiles-per-model-call in this comma-separated list",
     )
+    parser.add_argument("--forward-streams", type=int, default=None, help="model threads per task (default by device)")
+    parser.add_argument(
+        "--streams-sweep", default="", help="also run in-process once per number of model threads in this list"
+    )
     parser.add_argument(
         "--workers-sweep",
         default="",
@@ -140,6 +144,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown runs {sorted(unknown)}: choose from {', '.join(RUNS)}")
     args.forward_batch_sweep = [int(n) for n in args.forward_batch_sweep.split(",") if n.strip()]
+    args.streams_sweep = [int(n) for n in args.streams_sweep.split(",") if n.strip()]
     args.workers_sweep = [_workers_and_tiles(item, args.task_tiles) for item in args.workers_sweep.split(",") if item]
     if args.num_gpus_per_task is None:
         args.num_gpus_per_task = 0.5 if args.device == "cuda" else 0.0
@@ -187,6 +192,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"running in-process with {n} tiles per model call ...", flush=True)
         warm_up(slide, model_path, args.device, args.tile_size_px, n)
         figures.setdefault("forward_batch_sweep", {})[str(n)] = time_in_process(args, slide, model_path, workdir, n)[1]
+    for n in args.streams_sweep:
+        print(f"running in-process with {n} model threads ...", flush=True)
+        figures.setdefault("streams_sweep", {})[str(n)] = time_in_process(
+            args, slide, model_path, workdir, args.forward_batch_tiles, forward_streams=n
+        )[1]
     for workers, task_tiles in args.workers_sweep:
         print(f"running in-process on {workers} worker processes, {task_tiles} tiles per task ...", flush=True)
         figures.setdefault("workers_sweep", {})[f"{workers}x{task_tiles}"] = time_in_process(
@@ -304,6 +314,7 @@ def time_in_process(
     forward_batch_tiles: int | None,
     workers: int = 1,
     task_tiles: int = IN_PROCESS_TASK_TILES,
+    forward_streams: int | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """The job's work without Ray: tissue mask, plan, segmentation, outputs; the models already warm.
 
@@ -337,6 +348,7 @@ def time_in_process(
             halo_px=CellSegmentationParams.model_validate({}).halo_px,
             target="nuclei",
             forward_batch_tiles=forward_batch_tiles,
+            forward_streams=forward_streams or args.forward_streams,
         )
         segmenting = time.monotonic()
         summary = segment_slide(plan, submit, output_dir, batch_size=task_tiles, max_in_flight=2 * workers)
@@ -361,6 +373,7 @@ def _stages(summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "tiles": summary["tiles_segmented"],
         "forward_batch_tiles": summary["forward_batch_tiles"],
+        "forward_streams": summary["forward_streams"],
         "devices": summary["devices"],
         "segment_s": summary["segment_s"],
         "stitch_s": summary["stitch_s"],
@@ -501,16 +514,21 @@ def report(f: dict[str, Any]) -> None:
                 f"{stage} {run['stage_s'][stage]:.3f} ({run['ms_per_tile'][stage]:.1f})"
                 for stage in ("decode", "transfer", "forward", "postprocess", "wall")
             )
-            stages += f"; {run['tiles']} tiles, forward {run['forward_batch_tiles']}/call, stitch {run['stitch_s']} s"
+            stages += (
+                f"; {run['tiles']} tiles, {run['forward_batch_tiles']} per model call, "
+                f"{run['forward_streams']} model thread(s), stitch {run['stitch_s']} s"
+            )
         extra = f"  (job started → finished {run['job_s']:.2f} s)" if "job_s" in run else ""
         print(f"{name:<16}{run['seconds']:>9.2f}{run['objects']:>9}{busy:>10}   {stages}{extra}")
         if len(run.get("all_seconds", [])) > 1:
             print(f"{'':<16}all runs: {run['all_seconds']}")
     sweeps = [("tiles per model call", run) for run in f.get("forward_batch_sweep", {}).values()]
+    sweeps += [("model threads", run) for run in f.get("streams_sweep", {}).values()]
     sweeps += [("worker processes", run) for run in f.get("workers_sweep", {}).values()]
     for label, run in sweeps:
         print(
-            f"in-process, {run['forward_batch_tiles']} tiles per model call, {run['workers']} worker(s), "
+            f"in-process, {run['forward_batch_tiles']} tiles per model call, {run['forward_streams']} model "
+            f"thread(s), {run['workers']} worker(s), "
             f"{run['task_tiles']} tiles per task: {run['seconds']:.2f} s (segment {run['segment_s']:.2f} s, "
             f"forward {run['stage_s']['forward']:.3f} s); GPU busy {run['gpu_busy_percent']} % over the job, "
             f"{run['gpu_busy_percent_segmenting']} % while segmenting  [{label}]"

@@ -64,17 +64,19 @@ SubmitBatch = Callable[[SegmentSpec, list[Tile]], Submitted]
 
 @dataclass
 class TaskTotals:
-    """What the tasks of a job report, added up: seconds per stage, devices, tiles per model call."""
+    """What the tasks of a job report, added up: seconds per stage, devices, how the model was fed."""
 
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys((*STAGES, "wall"), 0.0))
     devices: set[str] = field(default_factory=set)
     forward_batch_tiles: set[int] = field(default_factory=set)
+    forward_streams: set[int] = field(default_factory=set)
 
     def add(self, batch: SegmentedBatch) -> None:
         for stage, seconds in batch.stage_s.items():
             self.stage_s[stage] = self.stage_s.get(stage, 0.0) + seconds
         self.devices.add(batch.device)
         self.forward_batch_tiles.add(batch.forward_batch_tiles)
+        self.forward_streams.add(batch.forward_streams)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -83,6 +85,7 @@ class TaskTotals:
             "stage_s": {stage: round(seconds, 3) for stage, seconds in self.stage_s.items()},
             "devices": sorted(self.devices),
             "forward_batch_tiles": sorted(self.forward_batch_tiles),
+            "forward_streams": sorted(self.forward_streams),
         }
 
 
@@ -102,6 +105,7 @@ def plan_segmentation(
     halo_px: int,
     target: Target,
     forward_batch_tiles: int | None = None,
+    forward_streams: int | None = None,
 ) -> SegmentationPlan:
     """Tiles at the model's pixel size over tissue only; the spec every batch carries."""
     model = model_info(str(model_path))
@@ -111,7 +115,12 @@ def plan_segmentation(
     mask = None if tissue is None else tissue.mask
     tiles = plan_tiles(grid, mask, None if tissue is None else tissue.mask_mpp)
     spec = SegmentSpec(
-        slide=info, grid=grid, model_path=str(model_path), target=target, forward_batch_tiles=forward_batch_tiles
+        slide=info,
+        grid=grid,
+        model_path=str(model_path),
+        target=target,
+        forward_batch_tiles=forward_batch_tiles,
+        forward_streams=forward_streams,
     )
     return SegmentationPlan(spec=spec, tiles=tiles, total_tiles=len(all_tiles(grid)))
 

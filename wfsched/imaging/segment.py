@@ -6,16 +6,19 @@ process keeps its model and open slides between calls, so a model loads once per
 
 Inside one call the tiles go through three stages at once, each on its own threads:
 
-    decode (readers)  →  forward (this thread, one batch of tiles at a time)  →  post-process
+    decode (2 readers)  →  forward (model threads, one batch of tiles each)  →  post-process (1)
 
 While the model runs on batch n, the readers decode batch n + 1 and the post-processing thread
 keeps the core objects of batch n − 1; tiffslide's decoder, torch's kernels and OpenCV release the
-GIL. A forward batch is one stack of same-size windows: one host→device copy of uint8 pixels, the
-percentile normalisation on the device, one model call, one copy of the labels back.
+GIL. On a GPU two model threads, each on its own CUDA stream, keep the device fed while either
+waits on the host side of InstanSeg's instance assembly. A forward batch is one stack of same-size
+windows: one host→device copy of uint8 pixels, the percentile normalisation on the device, one
+model call, one copy of the labels back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
@@ -52,6 +55,8 @@ class SegmentSpec:
     target: Target = "nuclei"
     #: Tiles per model call; None: FORWARD_BATCH_TILES of the device the task runs on.
     forward_batch_tiles: int | None = None
+    #: Batches in the model at once; None: FORWARD_STREAMS of the device.
+    forward_streams: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,9 @@ def _open_slide_cached(path: str) -> Any:
 # Tiles per model call by device, measured with bench/pipeline.py (README, "Speed"). On CPU a
 # batch is slower than its tiles one by one (8.5 s against 7.5 s for four 512 px tiles on 2 cores).
 FORWARD_BATCH_TILES = {"cuda": 4, "cpu": 1}
+# Model threads per task, each on a CUDA stream of its own: while one waits on the host side of
+# InstanSeg's post-processing (inside the TorchScript model), the other keeps the GPU busy.
+FORWARD_STREAMS = {"cuda": 2, "cpu": 1}
 
 # InstanSeg's normalisation: per image and channel, the 0.1th and 99.9th percentiles map to 0 and 1.
 _NORMALISE_PERCENTILE = 0.1
@@ -135,6 +143,7 @@ class SegmentedBatch:
     stage_s: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
     forward_batch_tiles: int = 1
+    forward_streams: int = 1
 
 
 class StageClock:
@@ -202,7 +211,8 @@ def infer_batch(
     count = len(windows)
     windows = [*windows, *[windows[-1]] * (pad_to - count)]
     device = torch.device(predictor.inference_device)
-    synchronise = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    # This thread's stream only: other model threads' kernels keep running.
+    synchronise = torch.cuda.current_stream(device).synchronize if device.type == "cuda" else (lambda: None)
     started = time.perf_counter()
     pixels = torch.from_numpy(np.stack(windows)).to(device).permute(0, 3, 1, 2)
     synchronise()
@@ -255,6 +265,18 @@ def _same_size_groups(tiles: Sequence[Tile], size: int) -> list[list[Tile]]:
     return groups
 
 
+def _stream_of_this_thread(device: str) -> contextlib.AbstractContextManager[Any]:
+    """On CUDA, a stream of this thread's own, so two model threads' kernels can overlap."""
+    if torch.device(device).type != "cuda":
+        return contextlib.nullcontext()
+    if getattr(_thread_streams, "device", None) != device:
+        _thread_streams.stream, _thread_streams.device = torch.cuda.Stream(device=device), device
+    return torch.cuda.stream(_thread_streams.stream)
+
+
+_thread_streams = threading.local()
+
+
 def segment_tiles_local(spec: SegmentSpec, tiles: Sequence[Tile], device: str | None = None) -> SegmentedBatch:
     """Read, segment and trim each tile, the three stages overlapped; the plain function under the Ray task."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -262,11 +284,13 @@ def segment_tiles_local(spec: SegmentSpec, tiles: Sequence[Tile], device: str | 
     predictor = load_model(spec.model_path, device)
     slide = _open_slide_cached(str(spec.slide.path))
     clock = StageClock()
-    on_gpu = torch.device(device).type == "cuda"
-    per_call = spec.forward_batch_tiles or FORWARD_BATCH_TILES.get(torch.device(device).type, 1)
+    kind = torch.device(device).type
+    per_call = spec.forward_batch_tiles or FORWARD_BATCH_TILES.get(kind, 1)
+    streams = spec.forward_streams or FORWARD_STREAMS.get(kind, 1)
     groups = _same_size_groups(tiles, per_call)
     with _lock:
         readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="tile-reader")
+        models = ThreadPoolExecutor(streams, thread_name_prefix="tile-model")
         post = ThreadPoolExecutor(1, thread_name_prefix="tile-post")
         try:
 
@@ -278,22 +302,33 @@ def segment_tiles_local(spec: SegmentSpec, tiles: Sequence[Tile], device: str | 
                     for t in group
                 ]
 
-            # The readers stay one batch ahead, so no more than two batches sit decoded at once.
-            upcoming = read(groups[0]) if groups else []
-            kept: list[Future[TileResult]] = []
-            for index, group in enumerate(groups):
-                windows = [future.result() for future in upcoming]
-                upcoming = read(groups[index + 1]) if index + 1 < len(groups) else []
-                labels = infer_batch(predictor, windows, spec.target, clock, pad_to=per_call if on_gpu else 0)
-                kept += [
+            def forward(reads: list[Future[npt.NDArray[np.uint8]]], group: list[Tile]) -> list[Future[TileResult]]:
+                windows = [future.result() for future in reads]
+                with _stream_of_this_thread(device):
+                    # On a GPU a short last batch is padded: the model then sees a single shape.
+                    labels = infer_batch(
+                        predictor, windows, spec.target, clock, pad_to=per_call if kind == "cuda" else 0
+                    )
+                return [
                     post.submit(clock.timed, "postprocess", keep_core_objects, tile_labels, tile, spec.grid)
                     for tile_labels, tile in zip(labels, group, strict=True)
                 ]
-            results = [future.result() for future in kept]
+
+            # Decoding runs `streams` batches ahead of the model; waiting for batch n - streams before
+            # queueing more bounds what sits decoded in memory to about 2 × streams batches.
+            reads = [read(group) for group in groups[:streams]]
+            forwards: list[Future[list[Future[TileResult]]]] = []
+            for index, group in enumerate(groups):
+                if index + streams < len(groups):
+                    reads.append(read(groups[index + streams]))
+                forwards.append(models.submit(forward, reads[index], group))
+                if index >= streams:
+                    forwards[index - streams].result()
+            results = [kept.result() for labelled in forwards for kept in labelled.result()]
         finally:
-            # On a cancel or an error, work not yet started is dropped; what runs ends within a tile.
-            readers.shutdown(wait=True, cancel_futures=True)
-            post.shutdown(wait=True, cancel_futures=True)
+            # On a cancel or an error, work not yet started is dropped; what runs ends within a batch.
+            for pool in (readers, models, post):
+                pool.shutdown(wait=True, cancel_futures=True)
     stage_s = dict(clock.seconds)
     stage_s["wall"] = time.perf_counter() - started
-    return SegmentedBatch(results, stage_s, torch.device(device).type, per_call)
+    return SegmentedBatch(results, stage_s, kind, per_call, streams)
