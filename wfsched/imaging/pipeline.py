@@ -239,6 +239,7 @@ def segment_slide(
             "tiles_skipped_background": plan.total_tiles - len(plan.tiles),
             "tiles_resumed_from_checkpoint": len(plan.tiles) - ran,
             "tile_px": grid.tile_px,
+            "tiles_per_task": batch_size,
             "halo_px": grid.halo_px,
             "working_pixel_size_um": grid.working_mpp,
             "level0_pixel_size_um": grid.level0_mpp,
