@@ -52,6 +52,10 @@ def test_uses_the_upstream_tissue_mask_and_summarises(real_crop: Path, assets: o
     assert summary["artifacts"] == ["detections.geojson", "labels.zarr", "summary.json"]
     assert json.loads((tmp_path / "cells" / "summary.json").read_text()) == json.loads(json.dumps(summary))
     assert progress[-1][0] == progress[-1][1] == summary["tiles_segmented"]
+    # Seconds per stage of every task, and how the tasks ran (CPU: one tile per model call).
+    assert set(summary["stage_s"]) == {"decode", "transfer", "forward", "postprocess", "wall"}
+    assert summary["stage_s"]["forward"] > 0 and summary["stage_s"]["postprocess"] > 0
+    assert (summary["devices"], summary["forward_batch_tiles"], summary["tiles_per_task"]) == (["cpu"], [1], 4)
 
 
 def test_bad_params_models_and_targets_fail_clearly(real_crop: Path, assets: object, tmp_path: Path) -> None:
