@@ -121,7 +121,7 @@ bench() {
         status=1
     fi
 }
-bench pipeline-512 60 --runs "$runs" --repeat "$REPEAT" --forward-batch-sweep 1,2,8 --streams-sweep 1,3 \
+bench pipeline-512 60 --runs "$runs" --repeat "$REPEAT" --profile-model --forward-batch-sweep 1,2,8 --streams-sweep 1,3 \
     --workers-sweep 2x16,3x8
 bench pipeline-1024 30 --runs in-process --repeat "$REPEAT" --tile-size-px 1024 --forward-batch-tiles 2
 
