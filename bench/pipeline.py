@@ -48,9 +48,9 @@ import zarr
 from PIL import Image
 
 from bench.gpu_busy import GpuBusy
+from tests.support.agreement import keep_in_mask, match_instances, resize_labels, run_reference
 from wfsched.assets import SAMPLE_SLIDE_NAME, fetch_assets, model_path
 from wfsched.config import Settings
-from wfsched.imaging.agreement import keep_in_mask, match_instances, resize_labels, run_reference
 from wfsched.imaging.pipeline import (
     LABELS_NAME,
     SubmitBatch,

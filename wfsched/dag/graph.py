@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import graphlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -36,34 +37,9 @@ def predecessors(jobs: Sequence[JobLike]) -> dict[str, list[str]]:
 
 def find_cycle(preds: Mapping[str, Sequence[str]]) -> list[str] | None:
     """A cycle as a closed path [a, b, …, a] in run order (a runs before b), or None if acyclic."""
-    white, grey, black = 0, 1, 2
-    colour = dict.fromkeys(preds, white)
-    for root in preds:
-        if colour[root] != white:
-            continue
-        # Iterative DFS: a deep chain of 1000 jobs must not hit the recursion limit.
-        stack: list[tuple[str, int]] = [(root, 0)]
-        path: list[str] = []
-        colour[root] = grey
-        path.append(root)
-        while stack:
-            node, i = stack[-1]
-            edges = preds.get(node, ())
-            if i < len(edges):
-                stack[-1] = (node, i + 1)
-                nxt = edges[i]
-                if nxt not in colour:
-                    continue
-                if colour[nxt] == grey:
-                    cycle = [*path[path.index(nxt) :], nxt]
-                    # The DFS walks "needs" edges; reverse to read in run order.
-                    return list(reversed(cycle))
-                if colour[nxt] == white:
-                    colour[nxt] = grey
-                    path.append(nxt)
-                    stack.append((nxt, 0))
-            else:
-                colour[node] = black
-                path.pop()
-                stack.pop()
+    try:
+        graphlib.TopologicalSorter(preds).prepare()
+    except graphlib.CycleError as error:
+        # graphlib gives the cycle closed, each node an immediate predecessor of the next.
+        return list(error.args[1])
     return None

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import zarr
 
-from wfsched.imaging.agreement import keep_in_mask, match_instances, resize_labels, run_reference
+from tests.support.agreement import keep_in_mask, match_instances, resize_labels, run_reference
 from wfsched.imaging.pipeline import plan_segmentation, run_in_process, segment_slide
 from wfsched.imaging.slide import inspect_slide, open_slide
 from wfsched.imaging.tissue import TissueOptions, tissue_mask_of
