@@ -59,7 +59,7 @@ async def stream_identity(connection: HTTPConnection, token: str | None, setting
         return await identify(connection, settings, lookup)
     claimed = one_header(connection.headers, "X-User-ID")
     one_header(connection.headers, "Authorization")
-    user = tokens.verify(token, settings.stream_token_secret)
+    user = tokens.verify(token, settings.stream_token_secret, settings.stream_token_ttl_s)
     if claimed is not None and claimed != user:
         raise ForbiddenError(f"X-User-ID {claimed!r} is not the user the stream token was issued to")
     return user
