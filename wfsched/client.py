@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+from wfsched.models.state import FINISHED_WORKFLOW
 
 
 class ApiError(RuntimeError):
@@ -139,7 +139,7 @@ class Client:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             workflow = self.workflow(workflow_id)
-            if workflow["status"] in FINISHED:
+            if workflow["status"] in FINISHED_WORKFLOW:
                 return workflow
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"workflow {workflow_id} still {workflow['status']} after {timeout_s} s")

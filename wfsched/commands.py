@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from wfsched.client import ApiError, Client
+from wfsched.models.state import WorkflowStatus
 from wfsched.terminal import ProgressBoard
 
 # Exit codes: 0 the workflow succeeded (or the command did its job); these otherwise.
@@ -35,7 +36,7 @@ def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     follow.add_argument("workflow_id")
     follow.set_defaults(run=run_follow)
     listing = client_parser("list", "your workflows, newest first")
-    listing.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    listing.add_argument("--status", choices=[status.value for status in WorkflowStatus])
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(run=run_list)
     status = client_parser("status", "one workflow and its jobs")

@@ -9,6 +9,7 @@ from wfsched import server
 from wfsched.assets import fetch_assets
 from wfsched.client import Client
 from wfsched.config import Settings
+from wfsched.models.state import FINISHED_WORKFLOW
 from wfsched.paths import workflow_output_dir
 
 DEMO_USER = "demo"
@@ -47,7 +48,7 @@ def run_demo(settings: Settings) -> int:
             if line != last:
                 print(f"[{time.monotonic() - started:6.1f} s] {line}", flush=True)
                 last = line
-            if progress["status"] in ("succeeded", "failed", "cancelled"):
+            if progress["status"] in FINISHED_WORKFLOW:
                 break
             time.sleep(0.5)
         workflow = client.workflow(created["workflow_id"])

@@ -6,6 +6,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from wfsched.models.state import FINISHED_JOB
+
 BAR_WIDTH = 28
 
 
@@ -21,7 +23,7 @@ class JobLine:
 
     @property
     def fraction(self) -> float:
-        if self.status in ("succeeded", "failed", "skipped", "cancelled"):
+        if self.status in FINISHED_JOB:
             return 1.0
         return self.done / self.total if self.total else 0.0
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import wfsched
@@ -14,6 +16,7 @@ from wfsched.api.limits import BodySizeLimit
 from wfsched.api.routes import artifacts, deps, jobs, progress, streams, workflows
 from wfsched.api.routes.deps import ServiceDep
 from wfsched.api.tenancy import user_id
+from wfsched.models.state import FINISHED_JOB, FINISHED_WORKFLOW
 
 WEB_DIR = Path(wfsched.__file__).parent / "web"
 
@@ -43,9 +46,16 @@ def create_app() -> FastAPI:
     return app
 
 
-async def index() -> FileResponse:
+@functools.cache
+def _index_html() -> str:
+    """The page, with the finished statuses of wfsched.models.state written in (one definition)."""
+    statuses = {"workflow": sorted(FINISHED_WORKFLOW), "job": sorted(FINISHED_JOB)}
+    return (WEB_DIR / "index.html").read_text(encoding="utf-8").replace("{{FINISHED_STATUSES}}", json.dumps(statuses))
+
+
+async def index() -> HTMLResponse:
     """The web UI."""
-    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+    return HTMLResponse(_index_html())
 
 
 async def healthz(service: ServiceDep) -> JSONResponse:

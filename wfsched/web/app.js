@@ -7,8 +7,10 @@
 const USER_KEY = "wfsched.user";
 const IMAGE_KEY = "wfsched.imagePath";
 const USER_PATTERN = /^[A-Za-z0-9._@-]{1,128}$/;
-const FINISHED_WORKFLOW = new Set(["succeeded", "failed", "cancelled"]);
-const FINISHED_JOB = new Set(["succeeded", "failed", "skipped", "cancelled"]);
+// The finished statuses come from the server (wfsched.models.state), written into the page.
+const FINISHED = JSON.parse(document.getElementById("finished-statuses").textContent);
+const FINISHED_WORKFLOW = new Set(FINISHED.workflow);
+const FINISHED_JOB = new Set(FINISHED.job);
 // Polling is the fallback only; once a second keeps bars moving without loading the service.
 const POLL_MS = 1000;
 // Reconnect delays of a dropped stream: quick at first, then every 10 s at most.
