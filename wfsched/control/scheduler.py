@@ -14,7 +14,7 @@ from wfsched.control.messages import Command, Report, StartJob
 from wfsched.control.quota import SubmitLimits
 from wfsched.control.scheduler_state import IdempotencyKey, Outcome, SchedulerState
 from wfsched.models.event import Event
-from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
+from wfsched.models.state import JobRecord, WorkflowRecord, WorkflowStatus
 from wfsched.store.keys import ApiKeyStore
 from wfsched.store.sqlite import SqliteRunStore
 
@@ -141,19 +141,13 @@ class SchedulerActor:
                 log.exception("reconcile failed; trying again in %.1f s", self.settings.reconcile_interval_s)
 
     async def _reconcile_once(self) -> None:
+        """Gather the jobs the branch hosts know; the state decides which to start again."""
         # A job started within the last interval may not have reached its lane yet.
         settled_before = time.time() - self.settings.reconcile_interval_s
-        running = [
-            (run, job)
-            for run in self.state.runs.values()
-            for job in run.running()
-            if job.started_at is not None and job.started_at < settled_before
-        ]
         known: set[tuple[str, str]] = set()
         for host in self._branch_hosts.values():
-            known.update(tuple(k) for k in await host.known_jobs.remote())
-        for run, job in running:
-            # Re-check: the loop may have moved on while we awaited the hosts.
-            if job.status == JobStatus.running and (job.workflow_id, job.job_id) not in known:
-                log.warning("job %s/%s is known to no lane; starting it again", job.workflow_id, job.job_id)
-                self._apply(Outcome(commands=[self.state.start_command(run, job)]))
+            known.update((workflow_id, job_id) for workflow_id, job_id in await host.known_jobs.remote())
+        # Decided after the awaits, on the state as it is now.
+        for command in self.state.restarts_for_lost_jobs(known, settled_before):
+            log.warning("job %s/%s is known to no lane; starting it again", command.job.workflow_id, command.job.job_id)
+            self._apply(Outcome(commands=[command]))

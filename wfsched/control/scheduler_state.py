@@ -306,6 +306,21 @@ class SchedulerState:
         )
         changes.events.append((run.user_id, event))
 
+    def restarts_for_lost_jobs(self, known: set[tuple[str, str]], started_before: float) -> list[StartJob]:
+        """Start commands for the running jobs that no lane knows: their branch host restarted.
+
+        `known` holds the (workflow id, job id) of every job the lanes hold. Jobs started at or after
+        `started_before` are left alone: their start may still be on its way to the lane.
+        """
+        return [
+            self.start_command(run, job)
+            for run in self.runs.values()
+            for job in run.running()
+            if job.started_at is not None
+            and job.started_at < started_before
+            and (job.workflow_id, job.job_id) not in known
+        ]
+
     def start_command(self, run: WorkflowRun, job: JobRecord) -> StartJob:
         upstream = [run.jobs[dep].model_copy() for dep in job.depends_on]
         following = run.next_without_dependencies(job)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +199,18 @@ def test_a_start_carries_the_next_job_of_its_branch_when_only_order_holds_it(sta
     after_a = state.apply_reports([JobReport("w", "a", JobStatus.failed, 1.0, 2.0, None, "x")]).commands
     (start_b,) = [c for c in after_a if isinstance(c, StartJob)]
     assert start_b.job.job_id == "b" and start_b.then is None  # c depends on x: it waits for the scheduler
+
+
+def test_reconciliation_restarts_the_settled_running_jobs_no_lane_knows(state: SchedulerState) -> None:
+    _, outcome = state.submit("w", "u", "n", jobs("w", [("a", "b1", []), ("b", "b1", []), ("c", "b2", [])]))
+    assert started(outcome.commands) == ["a", "c"]
+    settled = time.time() + 60
+    restarts = state.restarts_for_lost_jobs({("w", "a")}, started_before=settled)
+    assert [(c.job.job_id, c.then) for c in restarts] == [("c", None)]
+    # A lost `a` comes back with the next job of its branch handed along, as at its first start.
+    (again,) = state.restarts_for_lost_jobs({("w", "c")}, started_before=settled)
+    assert again.job.job_id == "a" and again.then is not None and again.then.job_id == "b"
+    # Jobs started since the cut-off may still be on their way to a lane; finished ones are never lost.
+    assert state.restarts_for_lost_jobs(set(), started_before=0) == []
+    finish(state, "w", "c")
+    assert state.restarts_for_lost_jobs({("w", "a")}, started_before=settled) == []
