@@ -49,8 +49,9 @@ from PIL import Image
 
 from bench.gpu_busy import GpuBusy
 from tests.support.agreement import keep_in_mask, match_instances, resize_labels, run_reference
-from wfsched.assets import SAMPLE_SLIDE_NAME, fetch_assets, model_path
+from wfsched.cli.fetch import fetch_assets
 from wfsched.config import Settings
+from wfsched.imaging.models import SAMPLE_SLIDE_NAME, model_path
 from wfsched.imaging.pipeline import (
     LABELS_NAME,
     SubmitBatch,
@@ -440,8 +441,8 @@ def _stages(summary: dict[str, Any]) -> dict[str, Any]:
 def time_service(args: argparse.Namespace, slide: Path, workdir: Path) -> tuple[Path, dict[str, Any]]:
     """Start the service, submit one cell_segmentation job over HTTP, wait; its folder and figures."""
     from tests.support.service import ROOT, free_port, wait_healthy
-    from wfsched import server
-    from wfsched.client import Client
+    from wfsched.api import server
+    from wfsched.cli.client import Client
     from wfsched.paths import job_output_dir
 
     base = workdir / f"service-{time.monotonic_ns()}"

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ray
 
 from tests.support.service import Api, bench_service
-from wfsched.client import iter_sse
+from wfsched.cli.client import iter_sse
 from wfsched.control.actors import PROGRESS_NAME
 from wfsched.models.event import Event, EventType
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ray import serve
 
 from tests.support.service import bench_service, wait_healthy
-from wfsched import server
+from wfsched.api import server
 from wfsched.api.ingress import build_app
 from wfsched.config import Settings
 

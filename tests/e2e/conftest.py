@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.service import Api, ray_init_options, test_settings, wait_healthy
-from wfsched import server
+from wfsched.api import server
 from wfsched.config import Settings
 
 

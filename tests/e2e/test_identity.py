@@ -27,7 +27,7 @@ from starlette.requests import Request
 from tests.e2e.conftest import base_url
 from tests.support.service import ROOT, job_spec, wait_healthy
 from wfsched.api.ingress import build_app
-from wfsched.client import iter_sse
+from wfsched.cli.client import iter_sse
 from wfsched.config import AuthMode, Settings
 
 PROXY_ADDRESS = "127.0.0.2"  # the "proxy": a second loopback address of this machine

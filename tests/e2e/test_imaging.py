@@ -15,7 +15,7 @@ import pytest
 from tests.support.cli import wfsched
 from tests.support.service import Api
 from tests.support.slides import crop_of_slide, write_corrupt
-from wfsched.assets import fetch_assets
+from wfsched.cli.fetch import fetch_assets
 from wfsched.config import Settings
 
 # Dense epidermis of cmu_small_region.svs: a few hundred nuclei, seconds on a CPU.

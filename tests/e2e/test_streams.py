@@ -16,7 +16,7 @@ import websockets
 
 from tests.support.service import Api, job_spec
 from tests.support.streams import events_of, read_stream
-from wfsched.client import iter_sse
+from wfsched.cli.client import iter_sse
 from wfsched.config import Settings
 from wfsched.control.actors import PROGRESS_NAME
 

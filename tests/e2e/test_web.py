@@ -18,7 +18,7 @@ from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
 from tests.support.service import ROOT, Api
 from tests.support.slides import crop_of_slide
-from wfsched.assets import fetch_assets
+from wfsched.cli.fetch import fetch_assets
 from wfsched.config import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -21,8 +21,9 @@ from ray.exceptions import RayTaskError, TaskCancelledError
 
 from tests.support.service import Api, ray_init_options
 from tests.support.slides import crop_of_slide
-from wfsched.assets import fetch_assets, resolve_model
+from wfsched.cli.fetch import fetch_assets
 from wfsched.config import Settings
+from wfsched.imaging.models import resolve_model
 from wfsched.imaging.pipeline import plan_segmentation
 from wfsched.imaging.segment import SegmentSpec
 from wfsched.imaging.segment_task import segment_tiles

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from wfsched import server
+from wfsched.api import server
 from wfsched.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

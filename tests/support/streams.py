@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.support.service import Api
-from wfsched.client import SseMessage, iter_sse
+from wfsched.cli.client import SseMessage, iter_sse
 
 
 def read_stream(

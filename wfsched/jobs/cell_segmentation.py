@@ -7,8 +7,8 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from wfsched.assets import resolve_model
 from wfsched.exceptions import JobError
+from wfsched.imaging.models import resolve_model
 from wfsched.imaging.pipeline import (
     DETECTIONS_NAME,
     LABELS_NAME,

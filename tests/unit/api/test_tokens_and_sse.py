@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from wfsched.api import tokens
-from wfsched.client import iter_sse
+from wfsched.cli.client import iter_sse
 from wfsched.exceptions import UnauthorizedError
 
 

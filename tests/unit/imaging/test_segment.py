@@ -10,8 +10,8 @@ import torch
 
 from tests.support.agreement import match_instances
 from tests.unit.imaging.conftest import RealTiles
-from wfsched.assets import resolve_model
 from wfsched.exceptions import JobError, ModelNotFoundError
+from wfsched.imaging.models import resolve_model
 from wfsched.imaging.segment import (
     SegmentSpec,
     infer_batch,

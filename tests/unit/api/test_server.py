@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
+from wfsched.api.server import ensure_port_free
 from wfsched.exceptions import ConflictError
-from wfsched.server import ensure_port_free
 
 
 def test_a_port_held_the_way_serves_proxy_holds_it_is_refused_by_number() -> None:

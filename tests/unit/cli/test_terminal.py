@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import io
 
-from wfsched.terminal import ProgressBoard
+from wfsched.cli.terminal import ProgressBoard
 
 
 class Tty(io.StringIO):

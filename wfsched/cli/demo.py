@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from wfsched import server
-from wfsched.assets import fetch_assets
-from wfsched.client import Client
+from wfsched.api import server
+from wfsched.cli.client import Client
+from wfsched.cli.fetch import fetch_assets
 from wfsched.config import Settings
 from wfsched.models.state import FINISHED_WORKFLOW
 from wfsched.paths import workflow_output_dir

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wfsched.client import ApiError, Client
+from wfsched.cli.client import ApiError, Client
+from wfsched.cli.terminal import ProgressBoard
 from wfsched.models.state import WorkflowStatus
-from wfsched.terminal import ProgressBoard
 
 # Exit codes: 0 the workflow succeeded (or the command did its job); these otherwise.
 EXIT_FAILED, EXIT_CANCELLED, EXIT_ERROR = 1, 3, 2
