@@ -18,6 +18,8 @@ from wfsched.api import tokens
 from wfsched.api.limits import StreamSlot, StreamSlots
 from wfsched.config import Settings
 from wfsched.control import actors
+from wfsched.control.progress import ProgressActor
+from wfsched.control.scheduler import SchedulerActor
 from wfsched.dag.graph import branches_of
 from wfsched.dag.validation import validate_workflow
 from wfsched.exceptions import NotFoundError, WfschedError
@@ -68,8 +70,8 @@ class Service:
     def __init__(self, settings: Settings, job_types: dict[str, JobType] | None = None) -> None:
         self.settings = settings
         self.job_types = job_types if job_types is not None else load_job_types(settings)
-        self.scheduler: Handle = actors.scheduler(settings)
-        self.progress_actor: Handle = actors.progress(settings)
+        self.scheduler: Handle = actors.get_or_create(SchedulerActor, actors.SCHEDULER_NAME, settings, on_head=True)
+        self.progress_actor: Handle = actors.get_or_create(ProgressActor, actors.PROGRESS_NAME, settings, on_head=True)
         self.streams = StreamSlots(settings.max_streams_per_user, settings.max_streams_per_replica)
         # key hash -> (user, when looked up); only found keys are kept, so a new key works at once.
         self._api_keys: dict[str, tuple[str, float]] = {}

@@ -28,38 +28,22 @@ CONTROL_OPTIONS: dict[str, Any] = {
 
 
 def _pinned_to_head() -> dict[str, Any]:
-    # The SQLite file lives on the head node, so the actors that open it run there.
     return {"resources": {"node:__internal_head__": 0.001}}
 
 
-def scheduler(settings: Settings) -> Handle:
-    from wfsched.control.scheduler import SchedulerActor
+def get_or_create(actor_class: Any, name: str, settings: Settings, *, on_head: bool = False) -> Handle:
+    """The named actor, created from `actor_class` if it does not exist yet (a GCS round trip).
 
-    return SchedulerActor.options(  # type: ignore[attr-defined,no-any-return]
-        name=SCHEDULER_NAME, namespace=settings.namespace, **CONTROL_OPTIONS, **_pinned_to_head()
-    ).remote(settings)
-
-
-def progress(settings: Settings) -> Handle:
-    from wfsched.control.progress import ProgressActor
-
-    return ProgressActor.options(  # type: ignore[attr-defined,no-any-return]
-        name=PROGRESS_NAME, namespace=settings.namespace, **CONTROL_OPTIONS, **_pinned_to_head()
-    ).remote(settings)
+    The caller passes the class, so this module imports none: it names the actors and finds them.
+    `on_head`: the actor opens the SQLite file, which lives on the head node.
+    """
+    options = {**CONTROL_OPTIONS, **(_pinned_to_head() if on_head else {})}
+    return actor_class.options(name=name, namespace=settings.namespace, **options).remote(settings)  # type: ignore[no-any-return]
 
 
 def branch_index(settings: Settings, workflow_id: str, branch_name: str) -> int:
     """Which BranchActor of the pool hosts the lane of (workflow, branch): always the same one."""
     return zlib.crc32(f"{workflow_id}/{branch_name}".encode()) % settings.branch_actors
-
-
-def branch_host(settings: Settings, index: int) -> Handle:
-    """The pool's BranchActor number `index`, created if it does not exist (a GCS round trip)."""
-    from wfsched.control.branch import BranchActor
-
-    return BranchActor.options(  # type: ignore[attr-defined,no-any-return]
-        name=BRANCH_NAME.format(index=index), namespace=settings.namespace, **CONTROL_OPTIONS
-    ).remote(settings)
 
 
 def existing(name: str, settings: Settings) -> Handle:

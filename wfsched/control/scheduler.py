@@ -10,7 +10,9 @@ import ray
 
 from wfsched.config import Settings
 from wfsched.control import actors
+from wfsched.control.branch import BranchActor
 from wfsched.control.messages import Command, Report, StartJob
+from wfsched.control.progress import ProgressActor
 from wfsched.control.quota import SubmitLimits
 from wfsched.control.scheduler_state import IdempotencyKey, Outcome, SchedulerState
 from wfsched.models.event import Event
@@ -40,9 +42,12 @@ class SchedulerActor:
             idempotency_ttl_s=settings.idempotency_ttl_s,
         )
         self.keys = ApiKeyStore(settings.db)
-        self.progress = actors.progress(settings)
+        self.progress = actors.get_or_create(ProgressActor, actors.PROGRESS_NAME, settings, on_head=True)
         # Started now: a worker process takes seconds to start and import the job runners.
-        self._branch_hosts = {i: actors.branch_host(settings, i) for i in range(settings.branch_actors)}
+        self._branch_hosts = {
+            i: actors.get_or_create(BranchActor, actors.BRANCH_NAME.format(index=i), settings)
+            for i in range(settings.branch_actors)
+        }
         self._reconciler: asyncio.Task[None] | None = None
         self._outbox: dict[int, list[Command]] = {}
         self._events_out: list[tuple[str, Event]] = []
