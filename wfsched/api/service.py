@@ -26,9 +26,7 @@ from wfsched.exceptions import NotFoundError, WfschedError
 from wfsched.jobs.registry import JobType, load_job_types
 from wfsched.models.event import Event, EventType
 from wfsched.models.state import (
-    JobProgress,
     JobRecord,
-    JobStatus,
     ProgressSnapshot,
     WorkflowDetail,
     WorkflowPage,
@@ -95,19 +93,7 @@ class Service:
         )
         # The id is made here so that a retried call to a restarting scheduler cannot accept twice.
         workflow_id = uuid.uuid4().hex
-        jobs = [
-            JobRecord(
-                workflow_id=workflow_id,
-                job_id=job.job_id,
-                index=index,
-                branch=job.branch,
-                job_type=job.job_type,
-                image_path=str(resolved[job.image_path]),
-                depends_on=job.depends_on,
-                params=params[job.job_id],
-            )
-            for index, job in enumerate(workflow.jobs)
-        ]
+        jobs = workflow.job_records(workflow_id, params, resolved)
         idempotency = None if idempotency_key is None else (idempotency_key, _body_sha256(workflow))
         return await call(self.scheduler.submit.remote(workflow_id, user_id, workflow.name, jobs, idempotency))
 
@@ -141,16 +127,15 @@ class Service:
     async def artifact_path(self, user_id: str, workflow_id: str, job_id: str, name: str) -> Path:
         """The file of an artifact the job lists, inside its output folder; else NotFoundError."""
         job = await self.job(user_id, workflow_id, job_id)
-        listed = (job.result or {}).get("artifacts") or []
         folder = job_output_dir(self.settings.results_dir, user_id, workflow_id, job_id)
-        path = file_in(folder, name) if name in listed else None
+        path = file_in(folder, name) if job.lists_artifact(name) else None
         if path is None:
             raise NotFoundError(f"job {job_id!r} has no artifact {name!r}")
         return path
 
     async def progress(self, user_id: str, workflow_id: str) -> ProgressSnapshot:
         record, jobs = await self._workflow(user_id, workflow_id)
-        return progress_snapshot(record, jobs)
+        return ProgressSnapshot.of(record, jobs)
 
     @property
     def open_streams(self) -> int:
@@ -248,32 +233,3 @@ async def _held(slot: StreamSlot, events: AsyncIterator[Event | None]) -> AsyncI
     finally:
         slot.release()
         await events.aclose()  # type: ignore[attr-defined]
-
-
-def progress_snapshot(record: WorkflowRecord, jobs: list[JobRecord]) -> ProgressSnapshot:
-    """Per job done/total and percent; the workflow's percent is the mean over its jobs."""
-    progress = [_job_progress(job) for job in jobs]
-    percent = sum(p.percent for p in progress) / len(progress) if progress else 0.0
-    return ProgressSnapshot(
-        workflow_id=record.workflow_id,
-        status=record.status,
-        queue_position=record.queue_position,
-        percent=round(percent, 2),
-        jobs=progress,
-    )
-
-
-def _job_progress(job: JobRecord) -> JobProgress:
-    if job.status.finished:
-        percent = 100.0
-    elif job.status == JobStatus.running and job.progress_total:
-        percent = 100.0 * job.progress_done / job.progress_total
-    else:
-        percent = 0.0
-    return JobProgress(
-        job_id=job.job_id,
-        status=job.status,
-        done=job.progress_done,
-        total=job.progress_total,
-        percent=round(percent, 2),
-    )

@@ -66,6 +66,19 @@ class JobRecord(BaseModel):
     error: str | None = None
     attempt: int = 0
 
+    def lists_artifact(self, name: str) -> bool:
+        """Whether the job's result names `name` among its artifacts (only those are served)."""
+        return name in ((self.result or {}).get("artifacts") or [])
+
+    @property
+    def percent(self) -> float:
+        """100 once finished (whatever the outcome), done/total while running, else 0."""
+        if self.status.finished:
+            return 100.0
+        if self.status == JobStatus.running and self.progress_total:
+            return 100.0 * self.progress_done / self.progress_total
+        return 0.0
+
 
 class WorkflowRecord(BaseModel):
     workflow_id: str
@@ -107,6 +120,16 @@ class JobProgress(BaseModel):
     total: int
     percent: float
 
+    @classmethod
+    def of(cls, job: JobRecord) -> JobProgress:
+        return cls(
+            job_id=job.job_id,
+            status=job.status,
+            done=job.progress_done,
+            total=job.progress_total,
+            percent=round(job.percent, 2),
+        )
+
 
 class ProgressSnapshot(BaseModel):
     workflow_id: str
@@ -114,3 +137,16 @@ class ProgressSnapshot(BaseModel):
     queue_position: int | None
     percent: float
     jobs: list[JobProgress]
+
+    @classmethod
+    def of(cls, record: WorkflowRecord, jobs: list[JobRecord]) -> ProgressSnapshot:
+        """Per job done/total and percent; the workflow's percent is the mean over its jobs."""
+        progress = [JobProgress.of(job) for job in jobs]
+        percent = sum(p.percent for p in progress) / len(progress) if progress else 0.0
+        return cls(
+            workflow_id=record.workflow_id,
+            status=record.status,
+            queue_position=record.queue_position,
+            percent=round(percent, 2),
+            jobs=progress,
+        )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wfsched.models.state import JobRecord
 from wfsched.paths import ID_PATTERN, ID_RULE
 
 
@@ -27,6 +29,24 @@ class WorkflowSubmission(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     jobs: list[JobSubmission]
+
+    def job_records(
+        self, workflow_id: str, params: dict[str, dict[str, Any]], image_paths: dict[str, Path]
+    ) -> list[JobRecord]:
+        """The jobs as the scheduler keeps them: validated params, each image path resolved."""
+        return [
+            JobRecord(
+                workflow_id=workflow_id,
+                job_id=job.job_id,
+                index=index,
+                branch=job.branch,
+                job_type=job.job_type,
+                image_path=str(image_paths[job.image_path]),
+                depends_on=job.depends_on,
+                params=params[job.job_id],
+            )
+            for index, job in enumerate(self.jobs)
+        ]
 
 
 class SubmitResponse(BaseModel):
