@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,9 @@ from wfsched.models.state import JobRecord, JobStatus, ProgressSnapshot, Workflo
 from wfsched.models.workflow import WorkflowSubmission
 
 
-def _job(job_id: str, status: JobStatus, done: int = 0, total: int = 0, **fields: object) -> JobRecord:
+def _job(
+    job_id: str, status: JobStatus, done: int = 0, total: int = 0, result: dict[str, Any] | None = None
+) -> JobRecord:
     return JobRecord(
         workflow_id="w",
         job_id=job_id,
@@ -21,7 +24,7 @@ def _job(job_id: str, status: JobStatus, done: int = 0, total: int = 0, **fields
         status=status,
         progress_done=done,
         progress_total=total,
-        **fields,
+        result=result,
     )
 
 
