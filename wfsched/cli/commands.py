@@ -97,10 +97,10 @@ def run_follow(args: argparse.Namespace) -> int:
 
 
 def follow_workflow(client: Client, workflow_id: str) -> int:
-    board = ProgressBoard(client.workflow(workflow_id))
-    board.draw()
-    for event in client.events(workflow_id):
-        board.apply(event)
+    with ProgressBoard(client.workflow(workflow_id)) as board:
+        board.draw()
+        for event in client.events(workflow_id):
+            board.apply(event)
     final = client.workflow(workflow_id)
     return {"succeeded": 0, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}.get(final["status"], EXIT_ERROR)
 

@@ -1,10 +1,26 @@
-"""Live progress bars of a workflow's jobs in a terminal, fed by its events."""
+"""Live progress of a workflow's jobs, fed by its events: rich's bars on a terminal, lines elsewhere."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from wfsched.models.state import FINISHED_JOB
 
@@ -28,6 +44,7 @@ class JobLine:
         return self.done / self.total if self.total else 0.0
 
     def render(self, width: int) -> str:
+        """The job as one plain line (for logs), with its error under it once it failed."""
         filled = round(self.fraction * BAR_WIDTH)
         bar = "█" * filled + "·" * (BAR_WIDTH - filled)
         counts = f"{self.done}/{self.total}" if self.total else ""
@@ -37,11 +54,22 @@ class JobLine:
         return text.rstrip() + (f"\n    {self.error}" if self.error and self.status == "failed" else "")
 
 
+class _RateColumn(ProgressColumn):
+    """Units per second, as rich measures them from the updates."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f}/s", style="progress.data.speed")
+
+
 class ProgressBoard:
-    """One line per job, redrawn in place on a terminal, printed line by line elsewhere."""
+    """One bar per job with rate and ETA, redrawn in place on a terminal; in a log, changed lines only.
+
+    Use it as a context manager, so the terminal's live display ends cleanly.
+    """
 
     def __init__(self, workflow: dict[str, Any], out: TextIO = sys.stdout) -> None:
-        self.out = out
+        self.console = Console(file=out, highlight=False)
         self.status = str(workflow["status"])
         self.queue_position = workflow.get("queue_position")
         self.lines = {
@@ -51,9 +79,31 @@ class ProgressBoard:
             for j in workflow["jobs"]
         }
         self._width = max(len(job_id) for job_id in self.lines)
-        self._drawn = 0
-        self._tty = out.isatty()
         self._printed: dict[str, str] = {}
+        self._live: Live | None = None
+        self._bars = Progress(
+            TextColumn(f"{{task.fields[job_id]:<{self._width}}} {{task.fields[branch]:<10}}"),
+            BarColumn(bar_width=BAR_WIDTH),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[status]:<9}"),
+            MofNCompleteColumn(),
+            _RateColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self._tasks: dict[str, TaskID] = {
+            job_id: self._bars.add_task("", total=None, job_id=job_id, branch=line.branch, status=line.status)
+            for job_id, line in self.lines.items()
+        }
+
+    def __enter__(self) -> ProgressBoard:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._live is not None:
+            self._live.stop()
 
     def apply(self, event: dict[str, Any]) -> None:
         kind, data = event["type"], event["data"]
@@ -69,17 +119,28 @@ class ProgressBoard:
         self.draw()
 
     def draw(self) -> None:
-        """On a terminal, redraw every line in place; in a log, print only the lines that changed."""
+        """On a terminal, update the live bars; in a log, print only the lines that changed."""
         header = f"workflow {self.status}" + (f" (place in line {self.queue_position})" if self.queue_position else "")
+        if self.console.is_terminal:
+            self._draw_live(header)
+            return
         rows = {"": header, **{job_id: line.render(self._width) for job_id, line in self.lines.items()}}
-        if self._tty:
-            if self._drawn:
-                self.out.write(f"\x1b[{self._drawn}F\x1b[J")  # back to the first line drawn, clear below
-            shown = list(rows.values())
-            self._drawn = sum(row.count("\n") + 1 for row in shown)
-        else:
-            shown = [row for key, row in rows.items() if self._printed.get(key) != row]
-            self._printed = rows
+        shown = [row for key, row in rows.items() if self._printed.get(key) != row]
+        self._printed = rows
         if shown:
-            self.out.write("\n".join(shown) + "\n")
-            self.out.flush()
+            self.console.file.write("\n".join(shown) + "\n")
+            self.console.file.flush()
+
+    def _draw_live(self, header: str) -> None:
+        for job_id, line in self.lines.items():
+            total = line.total or (1 if line.status in FINISHED_JOB else None)
+            done = total if line.status in FINISHED_JOB else line.done
+            self._bars.update(self._tasks[job_id], total=total, completed=done, status=line.status)
+        errors = [
+            f"{line.job_id}: {line.error}" for line in self.lines.values() if line.status == "failed" and line.error
+        ]
+        view = Group(Text(header), self._bars, *(Text(error, style="red") for error in errors))
+        if self._live is None:
+            self._live = Live(view, console=self.console, auto_refresh=False, transient=False)
+            self._live.start()
+        self._live.update(view, refresh=True)

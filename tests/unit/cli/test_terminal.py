@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from wfsched.cli.terminal import ProgressBoard
 
@@ -22,15 +23,15 @@ WORKFLOW = {
 
 def test_bars_redraw_in_place_on_a_terminal() -> None:
     out = Tty()
-    board = ProgressBoard(WORKFLOW, out)
-    board.draw()
-    board.apply({"type": "job.progress", "data": {"job_id": "cells", "done": 3, "total": 12, "eta_s": 9.0}})
+    with ProgressBoard(WORKFLOW, out) as board:
+        board.draw()
+        board.apply({"type": "job.progress", "data": {"job_id": "cells", "done": 3, "total": 12, "eta_s": 9.0}})
     text = out.getvalue()
-    assert "\x1b[3F\x1b[J" in text  # moved back over the three lines drawn before
-    last = text.split("\x1b[J")[-1].splitlines()
+    assert "\x1b[1A\x1b[2K" in text  # rich moved back over the lines it drew and cleared them
+    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text.rsplit("\x1b[2K", 1)[-1]).splitlines()
     assert last[0] == "workflow running"
-    assert last[1].startswith("tissue ") and "100.0% succeeded" in last[1]
-    assert "25.0% running" in last[2] and "3/12" in last[2] and "ETA 9s" in last[2]
+    assert "tissue" in last[1] and "100%" in last[1] and "succeeded" in last[1]
+    assert "cells" in last[2] and "25%" in last[2] and "running" in last[2] and "3/12" in last[2]
 
 
 def test_a_log_gets_only_the_lines_that_changed() -> None:
