@@ -235,9 +235,8 @@ def _workflow_row(w: WorkflowRecord) -> dict[str, Any]:
 
 def _job_row(j: JobRecord) -> dict[str, Any]:
     row = j.model_dump(mode="json")
-    row["depends_on"] = json.dumps(j.depends_on)
-    row["params"] = json.dumps(j.params)
-    row["result"] = None if j.result is None else json.dumps(j.result)
+    for column in ("depends_on", "params", "result"):
+        row[column] = None if row[column] is None else json.dumps(row[column])
     return row
 
 
@@ -245,45 +244,28 @@ def _event_row(user_id: str, e: Event) -> tuple[Any, ...]:
     return (e.workflow_id, user_id, e.seq, e.type.value, e.ts, json.dumps(e.data))
 
 
+# Columns stored as JSON text, and columns whose model field has another name.
+_JSON_COLUMNS = frozenset({"depends_on", "params", "result", "data"})
+_FIELD_OF_COLUMN = {"idx": "index"}
+
+
+def _fields(row: sqlite3.Row) -> dict[str, Any]:
+    """A row as its model's fields: JSON columns decoded, renamed columns renamed (pydantic checks the rest)."""
+    fields: dict[str, Any] = {}
+    for column, value in zip(row.keys(), row, strict=True):  # a Row iterates its values, not its keys
+        fields[_FIELD_OF_COLUMN.get(column, column)] = (
+            json.loads(value) if column in _JSON_COLUMNS and value is not None else value
+        )
+    return fields
+
+
 def _workflow(row: sqlite3.Row) -> WorkflowRecord:
-    return WorkflowRecord(
-        workflow_id=row["workflow_id"],
-        user_id=row["user_id"],
-        name=row["name"],
-        status=WorkflowStatus(row["status"]),
-        created_at=row["created_at"],
-        admitted_at=row["admitted_at"],
-        finished_at=row["finished_at"],
-    )
+    return WorkflowRecord.model_validate(_fields(row))
 
 
 def _job(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        workflow_id=row["workflow_id"],
-        job_id=row["job_id"],
-        index=row["idx"],
-        branch=row["branch"],
-        job_type=row["job_type"],
-        image_path=row["image_path"],
-        depends_on=json.loads(row["depends_on"]),
-        params=json.loads(row["params"]),
-        status=row["status"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        progress_done=row["progress_done"],
-        progress_total=row["progress_total"],
-        result=None if row["result"] is None else json.loads(row["result"]),
-        error=row["error"],
-        attempt=row["attempt"],
-    )
+    return JobRecord.model_validate(_fields(row))
 
 
 def _event(row: sqlite3.Row) -> Event:
-    return Event(
-        workflow_id=row["workflow_id"],
-        seq=row["seq"],
-        id=row["id"],
-        type=row["type"],
-        ts=row["ts"],
-        data=json.loads(row["data"]),
-    )
+    return Event.model_validate(_fields(row))
