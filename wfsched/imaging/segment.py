@@ -249,20 +249,7 @@ def infer_labels(predictor: Any, rgb: npt.NDArray[np.uint8], target: Target) -> 
     return infer_batch(predictor, [rgb], target)[0]
 
 
-def _same_size_groups(tiles: Sequence[Tile], size: int) -> list[list[Tile]]:
-    """Forward batches: consecutive tiles, `size` at a time, never mixing window sizes.
-
-    Windows slide inside the slide, so every window of a grid has the same size; the split by size
-    only guards a caller that mixes grids.
-    """
-    groups: list[list[Tile]] = []
-    for batch in batches(list(tiles), size):
-        for tile in batch:
-            if groups and len(groups[-1]) < size and groups[-1][0].window[2:] == tile.window[2:]:
-                groups[-1].append(tile)
-            else:
-                groups.append([tile])
-    return groups
+_thread_streams = threading.local()
 
 
 def _stream_of_this_thread(device: str) -> contextlib.AbstractContextManager[Any]:
@@ -272,9 +259,6 @@ def _stream_of_this_thread(device: str) -> contextlib.AbstractContextManager[Any
     if getattr(_thread_streams, "device", None) != device:
         _thread_streams.stream, _thread_streams.device = torch.cuda.Stream(device=device), device
     return torch.cuda.stream(_thread_streams.stream)
-
-
-_thread_streams = threading.local()
 
 
 def segment_tiles_local(spec: SegmentSpec, tiles: Sequence[Tile], device: str | None = None) -> SegmentedBatch:
@@ -287,7 +271,8 @@ def segment_tiles_local(spec: SegmentSpec, tiles: Sequence[Tile], device: str | 
     kind = torch.device(device).type
     per_call = spec.forward_batch_tiles or FORWARD_BATCH_TILES.get(kind, 1)
     streams = spec.forward_streams or FORWARD_STREAMS.get(kind, 1)
-    groups = _same_size_groups(tiles, per_call)
+    # One grid's windows all have one size (tiling.py slides them inside the slide), so they stack.
+    groups = batches(list(tiles), per_call)
     with _lock:
         readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="tile-reader")
         models = ThreadPoolExecutor(streams, thread_name_prefix="tile-model")
