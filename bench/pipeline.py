@@ -49,9 +49,9 @@ from PIL import Image
 
 from bench.gpu_busy import GpuBusy
 from tests.support.agreement import keep_in_mask, match_instances, resize_labels, run_reference
-from wfsched.cli.fetch import fetch_assets
+from wfsched.cli.fetch import SAMPLE_SLIDE_NAME, fetch_assets
 from wfsched.config import Settings
-from wfsched.imaging.models import SAMPLE_SLIDE_NAME, model_path
+from wfsched.imaging.models import model_path
 from wfsched.imaging.pipeline import (
     LABELS_NAME,
     SubmitBatch,

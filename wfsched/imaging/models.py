@@ -5,7 +5,7 @@ Cache layout, under `cache_dir`:
 
     models/<name>/<version>/instanseg.pt   the layout instanseg-torch loads offline through
     models/<name>/<version>/rdf.yaml       INSTANSEG_BIOIMAGEIO_PATH=<cache_dir>/models
-    slides/cmu_small_region.svs            the sample slide
+    slides/cmu_small_region.svs            the sample slide (wfsched/cli/fetch.py's)
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ KNOWN_MODELS: dict[str, str] = {
     "fluorescence_nuclei_and_cells": "0.1.1",
 }
 
-SAMPLE_SLIDE_NAME = "cmu_small_region.svs"
 FETCH_HINT = "run `wfsched fetch` to download the released models into the cache"
 
 
