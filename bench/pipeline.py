@@ -443,7 +443,7 @@ def time_service(args: argparse.Namespace, slide: Path, workdir: Path) -> tuple[
     from tests.support.service import ROOT, free_port, wait_healthy
     from wfsched.api import server
     from wfsched.cli.client import Client
-    from wfsched.paths import job_output_dir
+    from wfsched.store.paths import job_output_dir
 
     base = workdir / f"service-{time.monotonic_ns()}"
     settings = Settings.from_env(

@@ -34,8 +34,8 @@ from wfsched.models.state import (
     WorkflowStatus,
 )
 from wfsched.models.workflow import WorkflowSubmission
-from wfsched.paths import file_in, job_output_dir, resolve_in_data_roots
 from wfsched.store.keys import hash_key
+from wfsched.store.paths import file_in, job_output_dir, resolve_in_data_roots
 from wfsched.types import Handle
 
 T = TypeVar("T")

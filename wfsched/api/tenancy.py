@@ -24,7 +24,7 @@ from wfsched.api import tokens
 from wfsched.api.routes.deps import service
 from wfsched.config import AuthMode, Network, Settings
 from wfsched.exceptions import ApiKeyError, ForbiddenError, InvalidRequestError, UnauthorizedError
-from wfsched.paths import USER_ID_RULE, is_user_id
+from wfsched.store.paths import USER_ID_RULE, is_user_id
 
 KeyLookup = Callable[[str], Awaitable[str | None]]
 """The user of an unrevoked API key, or None."""

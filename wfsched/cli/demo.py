@@ -10,7 +10,7 @@ from wfsched.cli.client import Client
 from wfsched.cli.fetch import fetch_assets
 from wfsched.config import Settings
 from wfsched.models.state import FINISHED_WORKFLOW
-from wfsched.paths import workflow_output_dir
+from wfsched.store.paths import workflow_output_dir
 
 DEMO_USER = "demo"
 

@@ -1,4 +1,4 @@
-"""BranchActor: hosts branch lanes and runs their jobs; a thin shell over LaneHost.
+"""BranchActor: hosts branch lanes and runs their jobs; a thin shell over JobExecutor.
 
 DESIGN.md draws one BranchActor per (workflow, branch). A Ray actor is a whole worker process
 (~100 MB), and three active users with a few dozen workflows of four branches each would need
@@ -17,7 +17,7 @@ import ray
 
 from wfsched.config import Settings
 from wfsched.control import actors
-from wfsched.control.lane import LaneHost
+from wfsched.control.executor import JobExecutor
 from wfsched.control.messages import Command, Report, StartJob
 from wfsched.jobs.registry import load_job_types
 from wfsched.types import Handle
@@ -36,7 +36,7 @@ class BranchActor:
         self.settings = settings
         self._scheduler: Handle | None = None
         self._outbox: queue.SimpleQueue[Report] = queue.SimpleQueue()
-        self.host = LaneHost(settings, load_job_types(settings), self._outbox.put)
+        self.host = JobExecutor(settings, load_job_types(settings), self._outbox.put)
         threading.Thread(target=self._send_reports, name="reports", daemon=True).start()
 
     def ready(self) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from wfsched.models.state import JobRecord
-from wfsched.paths import ID_PATTERN, ID_RULE
+from wfsched.store.paths import ID_PATTERN, ID_RULE
 
 
 class JobSubmission(BaseModel):

@@ -1,1 +1,4 @@
-"""Where workflows, jobs and events persist: the RunStore protocol and its SQLite implementation."""
+"""Where workflows, jobs, events and result files persist.
+
+The RunStore protocol and its SQLite implementation; API keys; the paths of results and slides.
+"""

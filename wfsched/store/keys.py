@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wfsched.exceptions import InvalidRequestError, NotFoundError
-from wfsched.paths import USER_ID_RULE, is_user_id
+from wfsched.store.paths import USER_ID_RULE, is_user_id
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (

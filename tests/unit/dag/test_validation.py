@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from wfsched.dag.validation import validate_workflow
 from wfsched.exceptions import InvalidWorkflowError
 from wfsched.models.workflow import WorkflowSubmission
-from wfsched.paths import resolve_in_data_roots
+from wfsched.store.paths import resolve_in_data_roots
 
 
 class SleepParams(BaseModel):

@@ -1,4 +1,4 @@
-"""LaneHost runs real job runners in threads, stops them, and re-reports instead of re-running."""
+"""JobExecutor runs real job runners in threads, stops them, and re-reports instead of re-running."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.support.job_types import JOB_TYPES
 from wfsched.config import Settings
-from wfsched.control.lane import LaneHost
+from wfsched.control.executor import JobExecutor
 from wfsched.control.messages import JobReport, ProgressReport, Report, StartJob
 from wfsched.models.state import JobRecord, JobStatus
 
@@ -27,9 +27,9 @@ class Reports:
             self.done.set()
 
 
-def host(tmp_path: Path, reports: Reports) -> LaneHost:
+def host(tmp_path: Path, reports: Reports) -> JobExecutor:
     settings = Settings(results_dir=tmp_path / "results")
-    return LaneHost(settings, {t.name: t for t in JOB_TYPES}, reports.on_report)
+    return JobExecutor(settings, {t.name: t for t in JOB_TYPES}, reports.on_report)
 
 
 def record(job_type: str, params: dict[str, object], job_id: str = "j") -> JobRecord:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wfsched.exceptions import InvalidRequestError, InvalidWorkflowError
-from wfsched.paths import file_in, is_id, is_user_id, job_output_dir, resolve_in_data_roots
+from wfsched.store.paths import file_in, is_id, is_user_id, job_output_dir, resolve_in_data_roots
 
 
 def test_resolve_accepts_a_path_inside_a_root(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""Branch lanes: each (workflow, branch) runs one job at a time in a thread of its host process.
+"""JobExecutor runs the jobs the scheduler starts, each in a thread of its host process.
 
-`LaneHost` is plain Python: it runs runners, honours stop requests and reports through callbacks,
-so unit tests drive it without Ray. `BranchActor` (branch.py) holds one.
+The scheduler starts a branch's jobs one at a time, so a branch's lane is a run of these threads.
+`JobExecutor` is plain Python: it runs runners, honours stop requests and reports through
+callbacks, so unit tests drive it without Ray. `BranchActor` (branch.py) holds one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from wfsched.control.messages import JobReport, ProgressReport, Report, StartJob
 from wfsched.exceptions import JobCancelledError, WfschedError
 from wfsched.jobs.registry import JobContext, JobType, UpstreamJob
 from wfsched.models.state import JobRecord, JobStatus
-from wfsched.paths import job_output_dir
+from wfsched.store.paths import job_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ MAX_RUNNING_JOBS = 4_096
 ReportCallback = Callable[[Report], None]
 
 
-class LaneHost:
+class JobExecutor:
     """Runs the jobs the scheduler starts; a job's key is (workflow_id, job_id)."""
 
     def __init__(
