@@ -21,7 +21,7 @@ from wfsched.config import Settings
 from wfsched.control.messages import JobReport, ProgressReport, Report, StartJob
 from wfsched.exceptions import JobCancelledError, WfschedError
 from wfsched.jobs.registry import JobContext, JobType, UpstreamJob
-from wfsched.models.state import JobRecord, JobStatus
+from wfsched.models.state import JobRecord, JobResult, JobStatus
 from wfsched.store.paths import job_output_dir
 
 log = logging.getLogger(__name__)
@@ -131,13 +131,14 @@ class JobExecutor:
         )
         context.check_cancelled()
         context.output_dir.mkdir(parents=True, exist_ok=True)
-        return job_type.run(context) or {}
+        # A result that is not a valid JobResult (artifacts not a list of names) fails the job here.
+        return JobResult.model_validate(job_type.run(context) or {}).fields
 
     def _upstream(self, user_id: str, job: JobRecord) -> UpstreamJob:
         return UpstreamJob(
             job_id=job.job_id,
             job_type=job.job_type,
             image_path=job.image_path,
-            result=job.result or {},
+            result=job.result.fields if job.result else {},
             output_dir=job_output_dir(self.settings.results_dir, user_id, job.workflow_id, job.job_id),
         )

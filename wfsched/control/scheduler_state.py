@@ -17,7 +17,14 @@ from wfsched.control.quota import SubmissionQuota, SubmitLimits
 from wfsched.control.run import WorkflowRun
 from wfsched.exceptions import ConflictError, IdempotencyKeyReusedError, InvalidRequestError, NotFoundError
 from wfsched.models.event import Event, EventType
-from wfsched.models.state import IdempotentSubmission, JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
+from wfsched.models.state import (
+    IdempotentSubmission,
+    JobRecord,
+    JobResult,
+    JobStatus,
+    WorkflowRecord,
+    WorkflowStatus,
+)
 from wfsched.store.base import RunStore
 
 DEFAULT_LIMITS = SubmitLimits()
@@ -174,7 +181,8 @@ class SchedulerState:
         if run is None or job is None or job.status.finished:
             return
         job.status, job.started_at, job.finished_at = report.status, report.started_at, report.finished_at
-        job.result, job.error = report.result, report.error
+        job.result = None if report.result is None else JobResult.model_validate(report.result)
+        job.error = report.error
         if report.status == JobStatus.succeeded and job.progress_total:
             job.progress_done = job.progress_total
         self._job_changed(run, job, changes)

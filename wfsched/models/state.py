@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class WorkflowStatus(StrEnum):
@@ -48,6 +48,22 @@ FINISHED_WORKFLOW = frozenset({WorkflowStatus.succeeded, WorkflowStatus.failed, 
 FINISHED_JOB = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.skipped, JobStatus.cancelled})
 
 
+class JobResult(BaseModel):
+    """A succeeded job's summary: the artifacts it wrote, and whatever else its job type reports."""
+
+    model_config = ConfigDict(extra="allow")
+
+    artifacts: list[str] = Field(
+        default_factory=list,
+        description="Files and folders in the job's results folder that the artifacts route serves.",
+    )
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """Every field, the declared and the job type's own, as a plain dict."""
+        return self.model_dump()
+
+
 class JobRecord(BaseModel):
     workflow_id: str
     job_id: str
@@ -62,13 +78,13 @@ class JobRecord(BaseModel):
     finished_at: float | None = None
     progress_done: int = 0
     progress_total: int = 0
-    result: dict[str, Any] | None = None
+    result: JobResult | None = None
     error: str | None = None
     attempt: int = 0
 
     def lists_artifact(self, name: str) -> bool:
         """Whether the job's result names `name` among its artifacts (only those are served)."""
-        return name in ((self.result or {}).get("artifacts") or [])
+        return self.result is not None and name in self.result.artifacts
 
     @property
     def percent(self) -> float:

@@ -6,10 +6,13 @@ import threading
 import time
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from tests.support.job_types import JOB_TYPES
 from wfsched.config import Settings
 from wfsched.control.executor import JobExecutor
 from wfsched.control.messages import JobReport, ProgressReport, Report, StartJob
+from wfsched.jobs.registry import JobType
 from wfsched.models.state import JobRecord, JobStatus
 
 
@@ -48,7 +51,7 @@ def test_a_job_runs_reports_progress_and_gets_its_output_folder(tmp_path: Path) 
     lanes.start(start("sleep", {"duration_s": 0.01, "steps": 2}))
     assert reports.done.wait(10)
     (report,) = reports.finished
-    assert report.status == JobStatus.succeeded and report.result == {"slept_s": 0.01}
+    assert report.status == JobStatus.succeeded and report.result == {"artifacts": [], "slept_s": 0.01}
     assert report.started_at <= report.finished_at
     assert reports.progress[-1] == ("j", 2, 2)
     assert (tmp_path / "results" / "alice" / "w" / "j").is_dir()
@@ -136,3 +139,17 @@ def test_a_stopped_or_cancelled_predecessor_starts_no_continuation(tmp_path: Pat
     time.sleep(0.2)
     assert sorted(r.job_id for r in reports.finished) == ["held", "held2"]
     assert not log.exists()
+
+
+def test_a_result_whose_artifacts_are_not_names_fails_the_job(tmp_path: Path) -> None:
+    reports = Reports()
+    class NoParams(BaseModel):
+        pass
+
+    bad = JobType("bad_result", NoParams, lambda context: {"artifacts": "cells.geojson"})
+    lanes = JobExecutor(Settings(results_dir=tmp_path / "results"), {"bad_result": bad}, reports.on_report)
+    lanes.start(start("bad_result", {}))
+    assert reports.done.wait(10)
+    (report,) = reports.finished
+    assert report.status == JobStatus.failed and report.result is None
+    assert report.error is not None and "artifacts" in report.error

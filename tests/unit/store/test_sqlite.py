@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from wfsched.models.event import Event, EventType
-from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
+from wfsched.models.state import JobRecord, JobResult, JobStatus, WorkflowRecord, WorkflowStatus
 from wfsched.store.sqlite import SqliteRunStore
 
 
@@ -27,7 +27,7 @@ def test_round_trip_and_reopen(tmp_path: Path) -> None:
     )
     event = Event(workflow_id="w", seq=1, type=EventType.workflow_admitted, ts=2.0, data={"x": 1})
     store.save([workflow], [job], [("u", event)])
-    job.status, job.result = JobStatus.succeeded, {"count": 3}
+    job.status, job.result = JobStatus.succeeded, JobResult(artifacts=["cells.geojson"], count=3)
     workflow.status = WorkflowStatus.running
     store.save([workflow], [job])
     store.close()
