@@ -9,15 +9,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, WebSocket
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from wfsched.api.routes.deps import ServiceDep, service
 from wfsched.api.tenancy import StreamUserId, UserId, stream_identity
 from wfsched.exceptions import InvalidRequestError, WfschedError
 from wfsched.models.event import Event
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 # WebSocket close codes of our own (4000–4999 are the application's): 4000 + the HTTP status.
 WS_INVALID, WS_UNAUTHORIZED, WS_FORBIDDEN, WS_NOT_FOUND, WS_TOO_MANY = 4400, 4401, 4403, 4404, 4429
 WS_CLOSE_CODES = {
@@ -54,30 +53,30 @@ LastEventHeader = Annotated[str | None, Header(alias="Last-Event-ID", descriptio
 LastEventQuery = Annotated[str | None, Query(description="Resume after this id (for clients without headers).")]
 
 
-@router.get("/progress/{workflow_id}/stream", response_class=StreamingResponse)
+@router.get("/progress/{workflow_id}/stream", response_class=EventSourceResponse)
 async def workflow_stream(
     workflow_id: str,
     user: StreamUserId,
     service: ServiceDep,
     last_event_id_header: LastEventHeader = None,
     last_event_id: LastEventQuery = None,
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """SSE of one workflow; `id:` is its sequence number; it ends after `workflow.finished`."""
     after = _cursor(last_event_id_header or last_event_id)
     events = await service.workflow_events(user, workflow_id, after)  # 404 and 429 are answers
-    return StreamingResponse(_sse(events, by_global_id=False), media_type="text/event-stream", headers=SSE_HEADERS)
+    return _event_source(events, by_global_id=False, heartbeat_s=service.settings.heartbeat_s)
 
 
-@router.get("/events", response_class=StreamingResponse)
+@router.get("/events", response_class=EventSourceResponse)
 async def user_stream(
     user: StreamUserId,
     service: ServiceDep,
     last_event_id_header: LastEventHeader = None,
     last_event_id: LastEventQuery = None,
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """SSE of all the caller's workflows; `id:` is the global event id."""
     events = service.user_events(user, _cursor(last_event_id_header or last_event_id))
-    return StreamingResponse(_sse(events, by_global_id=True), media_type="text/event-stream", headers=SSE_HEADERS)
+    return _event_source(events, by_global_id=True, heartbeat_s=service.settings.heartbeat_s)
 
 
 @router.websocket("/progress/{workflow_id}/ws")
@@ -127,14 +126,21 @@ async def _until_disconnect(websocket: WebSocket) -> None:
         pass  # the client may talk; nothing it says changes the stream
 
 
-async def _sse(events: AsyncIterator[Event | None], by_global_id: bool) -> AsyncIterator[str]:
+def _event_source(events: AsyncIterator[Event | None], by_global_id: bool, heartbeat_s: float) -> EventSourceResponse:
+    """sse-starlette frames the events, sends a `: keep-alive` comment every `heartbeat_s` (so
+    proxies keep an idle stream open and a dead client is found), and stops on disconnect."""
+    return EventSourceResponse(
+        _messages(events, by_global_id),
+        ping=heartbeat_s,
+        ping_message_factory=lambda: ServerSentEvent(comment="keep-alive"),
+    )
+
+
+async def _messages(events: AsyncIterator[Event | None], by_global_id: bool) -> AsyncIterator[ServerSentEvent]:
     async for event in events:
-        yield ": keep-alive\n\n" if event is None else _frame(event, by_global_id)
-
-
-def _frame(event: Event, by_global_id: bool) -> str:
-    cursor = event.id if by_global_id else event.seq
-    return f"id: {cursor}\nevent: {event.type.value}\ndata: {event.model_dump_json()}\n\n"
+        if event is not None:  # None marks an idle round of the long-poll; the pings cover it
+            cursor = event.id if by_global_id else event.seq
+            yield ServerSentEvent(event.model_dump_json(), id=str(cursor), event=event.type.value)
 
 
 def _cursor(raw: str | None) -> int:
