@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import statistics
 import sys
 import time
@@ -100,7 +99,9 @@ def main() -> None:
     args = parser.parse_args()
     with bench_service() as (settings, base):
         asyncio.run(phase(base, args, f"wfsched, limits on ({settings.max_streams_per_user} streams per user)"))
-        unlimited: Settings = dataclasses.replace(settings, max_streams_per_user=10**6, max_streams_per_replica=10**6)
+        unlimited: Settings = settings.model_copy(
+            update={"max_streams_per_user": 10**6, "max_streams_per_replica": 10**6}
+        )
         serve.run(build_app(unlimited), name=server.SERVE_APP_NAME, route_prefix="/")
         wait_healthy(base)
         asyncio.run(phase(base, args, "peer: the same service with no stream limits (as before)"))

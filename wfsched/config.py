@@ -1,27 +1,58 @@
 """Settings: one frozen object, built once from `WFSCHED_*` variables and CLI flags, passed to actors.
 
-Actors never read the environment themselves; they get this object (it pickles).
+Actors never read the environment themselves; they get this object (it pickles, and unpickling
+reads nothing).
+
+Two ways to build it, on purpose:
+
+- `Settings.from_env(**overrides)` reads the `WFSCHED_*` variables (`WFSCHED_PORT` for `port`, …),
+  then applies `overrides` (the CLI's flags; a None leaves the field as it is). The command line,
+  the Serve app builder and the test service build theirs this way. A bad value raises one
+  `SettingsError` that names the variable and quotes what it held.
+- `Settings(field=value)` takes the given values and the defaults, and no `WFSCHED_*` variable:
+  what a test or a library caller builds is what it gets, whatever the shell exports.
+
+List-valued variables are split here, not decoded as JSON: `WFSCHED_DATA_ROOTS` by `:`
+(`os.pathsep`), `WFSCHED_JOB_MODULES` and `WFSCHED_TRUSTED_PROXIES` by `,`. An empty variable
+counts as unset.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Annotated, Any, TypeAlias
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ENV_PREFIX = "WFSCHED_"
 
+# A cancelled segmentation batch stops at its next Python bytecode; what an interrupt cannot reach
+# is one tile's forward pass inside torch's C++ (~1 s for a 512 px tile on a CPU, far less on a
+# GPU). 5 s is that with margin; a batch still running then is killed with its worker.
+CANCEL_GRACE_S = 5.0
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used: the sentence names the variable (or field) and its value."""
+
 
 def default_home() -> Path:
-    """Where the embedded default keeps its database and results: `$WFSCHED_HOME` or XDG data."""
+    """Where the embedded default keeps its database and results: XDG data (`~/.local/share`)."""
     xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(xdg) / "wfsched"
 
@@ -43,137 +74,122 @@ class AuthMode(StrEnum):
     trusted_proxy = "trusted_proxy"
 
 
-@dataclass(frozen=True)
-class Settings:
+def _split(separator: str) -> Callable[[Any], Any]:
+    """A string becomes its non-empty, stripped items; anything else is left to the field's type."""
+
+    def split(value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(separator) if item.strip())
+        return value
+
+    return split
+
+
+def _network(value: Any) -> Any:
+    # Host bits are allowed, as in an allow-list: `10.0.0.5/24` means 10.0.0.0/24.
+    return ipaddress.ip_network(value, strict=False) if isinstance(value, str) else value
+
+
+UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True)
+
     host: str = "127.0.0.1"
-    port: int = 8000
-    db: Path = field(default_factory=lambda: default_home() / "wfsched.db")
-    data_roots: tuple[Path, ...] = field(default_factory=lambda: (default_cache_dir() / "slides",))
-    results_dir: Path = field(default_factory=lambda: default_home() / "results")
-    cache_dir: Path = field(default_factory=default_cache_dir)
-    max_active_users: int = 3
-    max_jobs_per_workflow: int = 1000
+    port: Annotated[int, Field(ge=1, le=65_535)] = 8000
+    db: UserPath = Field(default_factory=lambda: default_home() / "wfsched.db")
+    data_roots: Annotated[tuple[UserPath, ...], NoDecode, BeforeValidator(_split(os.pathsep))] = Field(
+        default_factory=lambda: (default_cache_dir() / "slides",)
+    )
+    results_dir: UserPath = Field(default_factory=lambda: default_home() / "results")
+    cache_dir: UserPath = Field(default_factory=default_cache_dir)
+    max_active_users: PositiveInt = 3
+    max_jobs_per_workflow: PositiveInt = 1000
     # 1 MiB holds ~4,000 jobs of the documented shape: far above max_jobs_per_workflow.
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: PositiveInt = 1_048_576
     # None starts a local Ray; "auto" or "ray://host:10001" joins a cluster.
     address: str | None = None
     namespace: str = "wfsched"
     # A Ray actor is a process, so branch lanes are hosted by a small pool of actors (see README).
-    branch_actors: int = 2
+    branch_actors: PositiveInt = 2
     # Extra modules whose JOB_TYPES are registered beside the built-in ones (tests, plugins).
-    job_modules: tuple[str, ...] = ()
+    job_modules: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split(","))] = ()
     # GPUs per segment_tiles task; fractional shares a GPU, 0 runs on CPU-only clusters.
-    num_gpus_per_task: float = 0.0
-    api_replicas: int = 1
-    api_num_cpus: float = 0.0
-    # A cancelled segmentation batch stops at its next Python bytecode; what an interrupt cannot
-    # reach is one tile's forward pass inside torch's C++ (~1 s for a 512 px tile on a CPU, far less
-    # on a GPU). 5 s is that with margin; a batch still running then is killed with its worker.
-    cancel_grace_s: float = 5.0
+    num_gpus_per_task: NonNegative = 0.0
+    api_replicas: PositiveInt = 1
+    api_num_cpus: NonNegative = 0.0
+    cancel_grace_s: NonNegative = CANCEL_GRACE_S
     # How often the scheduler re-checks that every running job is still running somewhere.
-    reconcile_interval_s: float = 5.0
+    reconcile_interval_s: NonNegative = 5.0
     # A comment line on idle streams this often keeps proxies from closing them (~15 s is common).
-    heartbeat_s: float = 15.0
+    heartbeat_s: NonNegative = 15.0
     # Signs stream tokens (browsers cannot send X-User-ID on EventSource/WebSocket). Random per
     # start unless set: every replica gets this same object, and tokens live minutes only.
-    stream_token_secret: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
-    stream_token_ttl_s: float = 300.0
+    stream_token_secret: str = Field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    stream_token_ttl_s: NonNegative = 300.0
     # Per-user limits, so one tenant cannot starve the rest (429 with Retry-After beyond them).
     # 20 streams: a browser tab holds one or two; a dashboard watching every workflow a few more.
-    max_streams_per_user: int = 20
+    max_streams_per_user: PositiveInt = 20
     # All streams of one Api replica: below its max_ongoing_requests (1,000), so requests always fit.
-    max_streams_per_replica: int = 800
+    max_streams_per_replica: PositiveInt = 800
     # Queued (not yet admitted) workflows of one user: a lab's batch, not an unbounded backlog.
-    max_queued_workflows_per_user: int = 100
+    max_queued_workflows_per_user: PositiveInt = 100
     # Submissions of one user per minute: ~2 a second sustained, far above a person or a script's need.
-    max_submissions_per_minute: int = 120
+    max_submissions_per_minute: PositiveInt = 120
     # How long an Idempotency-Key is remembered (24 h, as payment APIs do).
-    idempotency_ttl_s: float = 86_400.0
+    idempotency_ttl_s: NonNegative = 86_400.0
     auth_mode: AuthMode = AuthMode.header
     # The proxies whose X-User-ID counts in trusted_proxy mode: addresses or CIDR networks.
-    trusted_proxies: tuple[Network, ...] = ()
+    trusted_proxies: Annotated[
+        tuple[Annotated[Network, BeforeValidator(_network)], ...], NoDecode, BeforeValidator(_split(","))
+    ] = ()
     # How long a replica remembers an API key it has looked up: a revoked key works at most this long.
-    api_key_cache_s: float = 5.0
+    api_key_cache_s: NonNegative = 5.0
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _proxies_for_trusted_proxy(self) -> Settings:
         if self.auth_mode == AuthMode.trusted_proxy and not self.trusted_proxies:
-            raise ValueError("auth_mode trusted_proxy needs trusted_proxies (WFSCHED_TRUSTED_PROXIES)")
-
-    def with_overrides(self, **overrides: Any) -> Settings:
-        """A copy with the given fields replaced; None values leave a field as it is."""
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return replace(self, **{k: _coerce(k, v) for k, v in given.items()})
+            raise ValueError(f"auth_mode trusted_proxy needs trusted_proxies ({ENV_PREFIX}TRUSTED_PROXIES)")
+        return self
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        env = os.environ if environ is None else environ
-        from_env = {f.name: env[ENV_PREFIX + f.name.upper()] for f in fields(cls) if ENV_PREFIX + f.name.upper() in env}
-        return cls().with_overrides(**from_env).with_overrides(**overrides)
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `Settings(...)` is the given values only; `from_env` reads the variables (module docstring).
+        return (init_settings,)
 
-
-def _coerce(name: str, value: Any) -> Any:
-    """Turn strings from the environment (or CLI) into the field's type."""
-    if name in ("db", "results_dir", "cache_dir"):
-        return Path(value).expanduser()
-    if name == "data_roots":
-        items = value.split(os.pathsep) if isinstance(value, str) else value
-        return tuple(Path(p).expanduser() for p in items if str(p))
-    if name == "job_modules":
-        items = value.split(",") if isinstance(value, str) else value
-        return tuple(str(m).strip() for m in items if str(m).strip())
-    if name in (
-        "port",
-        "max_active_users",
-        "max_jobs_per_workflow",
-        "max_body_bytes",
-        "branch_actors",
-        "api_replicas",
-        "max_streams_per_user",
-        "max_streams_per_replica",
-        "max_queued_workflows_per_user",
-        "max_submissions_per_minute",
-    ):
-        return _positive_int(name, value)
-    if name == "auth_mode":
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """The `WFSCHED_*` variables, then `overrides` (a None leaves the field as it is)."""
+        from_env: dict[str, Any] = EnvSettingsSource(cls)()
+        given = {name: value for name, value in overrides.items() if value is not None}
+        values = {**from_env, **given}
         try:
-            return AuthMode(value)
-        except ValueError:
-            choices = ", ".join(mode.value for mode in AuthMode)
-            raise ValueError(f"auth_mode must be one of {choices}, got {value!r}") from None
-    if name == "trusted_proxies":
-        items = value.split(",") if isinstance(value, str) else value
-        return tuple(_network(item) for item in items if str(item).strip())
-    if name in (
-        "num_gpus_per_task",
-        "api_num_cpus",
-        "cancel_grace_s",
-        "reconcile_interval_s",
-        "heartbeat_s",
-        "stream_token_ttl_s",
-        "idempotency_ttl_s",
-        "api_key_cache_s",
-    ):
-        number = float(value)
-        if not math.isfinite(number) or number < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        return number
-    if name == "address":
-        return str(value) or None
-    return value
+            return cls(**values)
+        except ValidationError as error:
+            env_names = set(from_env) - set(given)
+            sentences = (_sentence(detail, values, env_names) for detail in error.errors())
+            raise SettingsError("; ".join(sentences)) from None
 
 
-def _positive_int(name: str, value: Any) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
-    return number
-
-
-def _network(value: Any) -> Network:
-    """An address or a CIDR network; host bits are allowed (`10.0.0.5/24` means 10.0.0.0/24)."""
-    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
-        return value
-    try:
-        return ipaddress.ip_network(str(value).strip(), strict=False)
-    except ValueError:
-        raise ValueError(f"trusted_proxies: {str(value).strip()!r} is not an IP address or CIDR network") from None
+def _sentence(detail: ErrorDetails, values: dict[str, Any], env_names: set[str]) -> str:
+    """One validation error as a sentence naming the variable (or field) and quoting its value."""
+    message = detail["msg"].removeprefix("Value error, ")
+    if not detail["loc"]:
+        return message
+    field = str(detail["loc"][0])
+    name = ENV_PREFIX + field.upper() if field in env_names else field
+    if message.startswith("Input should be "):
+        message = f"{name} must be {message.removeprefix('Input should be ')}"
+    else:
+        message = f"{name}: {message}"
+    return f"{message}, got {values[field]!r}" if field in values else message

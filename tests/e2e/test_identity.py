@@ -14,7 +14,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +60,15 @@ def deployed(settings: Settings, name: str) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def apikey_url(service_settings: Settings) -> Iterator[str]:
     # A short cache, so the revocation test waits little; the default is 5 s.
-    yield from deployed(replace(service_settings, auth_mode=AuthMode.api_key, api_key_cache_s=1.0), "apikey")
+    settings = service_settings.model_copy(update={"auth_mode": AuthMode.api_key, "api_key_cache_s": 1.0})
+    yield from deployed(settings, "apikey")
 
 
 @pytest.fixture(scope="module")
 def proxied_url(service_settings: Settings) -> Iterator[str]:
     proxies = (ipaddress.ip_network(f"{PROXY_ADDRESS}/32"),)
-    yield from deployed(replace(service_settings, auth_mode=AuthMode.trusted_proxy, trusted_proxies=proxies), "proxied")
+    settings = service_settings.model_copy(update={"auth_mode": AuthMode.trusted_proxy, "trusted_proxies": proxies})
+    yield from deployed(settings, "proxied")
 
 
 def new_user(name: str) -> str:

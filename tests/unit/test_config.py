@@ -1,48 +1,114 @@
 from __future__ import annotations
 
+import ipaddress
+import pickle
 from pathlib import Path
 
 import pytest
 
-from wfsched.config import Settings
+from wfsched.config import AuthMode, Settings, SettingsError
 
 
-def test_env_then_overrides() -> None:
-    env = {
-        "WFSCHED_PORT": "9000",
-        "WFSCHED_DATA_ROOTS": "/a:/b",
-        "WFSCHED_JOB_MODULES": "x.y, z",
-        "WFSCHED_MAX_ACTIVE_USERS": "5",
-    }
-    settings = Settings.from_env(env, port=9100, db="~/x.db")
-    assert settings.port == 9100
-    assert settings.data_roots == (Path("/a"), Path("/b"))
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The process environment, with every `WFSCHED_*` variable of the shell removed."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"WFSCHED_{name.upper()}", raising=False)
+    return monkeypatch
+
+
+def test_variables_are_read_by_name_and_split_by_their_separators(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WFSCHED_PORT", "9000")
+    env.setenv("WFSCHED_DATA_ROOTS", "/a:~/b:")
+    env.setenv("WFSCHED_JOB_MODULES", "x.y, z,")
+    env.setenv("WFSCHED_MAX_ACTIVE_USERS", "5")
+    env.setenv("WFSCHED_NUM_GPUS_PER_TASK", "0.5")
+    env.setenv("WFSCHED_ADDRESS", "")  # empty is unset: start a local Ray
+    settings = Settings.from_env()
+    assert settings.port == 9000
+    assert settings.data_roots == (Path("/a"), Path("~/b").expanduser())
     assert settings.job_modules == ("x.y", "z")
     assert settings.max_active_users == 5
+    assert settings.num_gpus_per_task == 0.5
+    assert settings.address is None
+
+
+def test_overrides_win_over_variables_and_none_leaves_a_field_as_it_is(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WFSCHED_PORT", "9000")
+    env.setenv("WFSCHED_HOST", "0.0.0.0")
+    settings = Settings.from_env(port=9100, host=None, db="~/x.db", data_roots="/c:/d")
+    assert (settings.port, settings.host) == (9100, "0.0.0.0")
     assert settings.db == Path("~/x.db").expanduser()
+    assert settings.data_roots == (Path("/c"), Path("/d"))  # as `serve run` config args give them
 
 
-def test_bad_values_are_refused_with_the_name() -> None:
-    with pytest.raises(ValueError, match="max_active_users"):
-        Settings.from_env({"WFSCHED_MAX_ACTIVE_USERS": "0"})
-    with pytest.raises(ValueError):
-        Settings.from_env({"WFSCHED_PORT": "eighty"})
+def test_a_plain_settings_reads_no_variable(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WFSCHED_PORT", "9000")
+    env.setenv("WFSCHED_AUTH_MODE", "api_key")
+    assert Settings().port == 8000 and Settings().auth_mode == AuthMode.header
+    assert Settings(port=9001).port == 9001
 
 
-def test_auth_mode_and_trusted_proxies_are_read_and_checked() -> None:
-    import ipaddress
+@pytest.mark.parametrize(
+    ("name", "value", "sentence"),
+    [
+        (
+            "WFSCHED_PORT",
+            "abc",
+            "WFSCHED_PORT must be a valid integer, unable to parse string as an integer, got 'abc'",
+        ),
+        ("WFSCHED_PORT", "70000", "WFSCHED_PORT must be less than or equal to 65535, got '70000'"),
+        ("WFSCHED_MAX_ACTIVE_USERS", "0", "WFSCHED_MAX_ACTIVE_USERS must be greater than or equal to 1, got '0'"),
+        ("WFSCHED_HEARTBEAT_S", "nan", "WFSCHED_HEARTBEAT_S must be a finite number, got 'nan'"),
+        ("WFSCHED_CANCEL_GRACE_S", "-1", "WFSCHED_CANCEL_GRACE_S must be greater than or equal to 0, got '-1'"),
+        (
+            "WFSCHED_AUTH_MODE",
+            "none",
+            "WFSCHED_AUTH_MODE must be 'header', 'api_key' or 'trusted_proxy', got 'none'",
+        ),
+        (
+            "WFSCHED_TRUSTED_PROXIES",
+            "10.0.0.5,proxy.example",
+            "WFSCHED_TRUSTED_PROXIES: 'proxy.example' does not appear to be an IPv4 or IPv6 network,"
+            " got '10.0.0.5,proxy.example'",
+        ),
+    ],
+)
+def test_a_bad_variable_is_one_sentence_naming_it(
+    env: pytest.MonkeyPatch, name: str, value: str, sentence: str
+) -> None:
+    env.setenv(name, value)
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env()
+    assert str(refused.value) == sentence
 
-    from wfsched.config import AuthMode
 
-    assert Settings.from_env({}).auth_mode == AuthMode.header
-    env = {"WFSCHED_AUTH_MODE": "trusted_proxy", "WFSCHED_TRUSTED_PROXIES": "10.0.0.5, 192.168.1.7/24,::1"}
-    settings = Settings.from_env(env)
+def test_a_bad_override_names_the_field_not_a_variable(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WFSCHED_PORT", "abc")  # overridden, so not the one at fault
+    with pytest.raises(SettingsError, match=r"^max_active_users must be greater than or equal to 1, got 0$"):
+        Settings.from_env(port=8001, max_active_users=0)
+
+
+def test_auth_mode_and_trusted_proxies(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WFSCHED_AUTH_MODE", "trusted_proxy")
+    with pytest.raises(
+        SettingsError, match=r"^auth_mode trusted_proxy needs trusted_proxies \(WFSCHED_TRUSTED_PROXIES\)$"
+    ):
+        Settings.from_env()
+    env.setenv("WFSCHED_TRUSTED_PROXIES", "10.0.0.5, 192.168.1.7/24,::1")
+    settings = Settings.from_env()
     assert settings.auth_mode == AuthMode.trusted_proxy
+    # Host bits are allowed, as in an allow-list: 192.168.1.7/24 is 192.168.1.0/24.
     assert settings.trusted_proxies == tuple(map(ipaddress.ip_network, ["10.0.0.5/32", "192.168.1.0/24", "::1/128"]))
-    assert Settings.from_env({"WFSCHED_AUTH_MODE": "api_key"}).auth_mode == AuthMode.api_key
-    with pytest.raises(ValueError, match="auth_mode must be one of header, api_key, trusted_proxy"):
-        Settings.from_env({"WFSCHED_AUTH_MODE": "none"})
-    with pytest.raises(ValueError, match="needs trusted_proxies"):
-        Settings.from_env({"WFSCHED_AUTH_MODE": "trusted_proxy"})
-    with pytest.raises(ValueError, match=r"'proxy\.example' is not an IP address"):
-        Settings.from_env({"WFSCHED_TRUSTED_PROXIES": "10.0.0.5,proxy.example"})
+
+
+def test_settings_are_frozen_hashable_and_pickle_without_reading_the_environment(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WFSCHED_TRUSTED_PROXIES", "10.0.0.0/8")
+    settings = Settings.from_env(port=9200, data_roots=("/a",))
+    with pytest.raises(ValueError, match="frozen"):
+        settings.port = 1  # type: ignore[misc]
+    env.setenv("WFSCHED_PORT", "9300")  # what an actor's process might have: unpickling reads nothing
+    copy = pickle.loads(pickle.dumps(settings))
+    assert copy == settings and copy.port == 9200 and hash(copy) == hash(settings)
+    assert copy.stream_token_secret == settings.stream_token_secret
+    assert "stream_token_secret" not in repr(settings)

@@ -34,7 +34,7 @@ def sample_workflow(slide: str) -> dict[str, object]:
 
 def run_demo(settings: Settings) -> int:
     assets = fetch_assets(settings.cache_dir)
-    settings = settings.with_overrides(data_roots=(*settings.data_roots, assets.sample_slide.parent))
+    settings = settings.model_copy(update={"data_roots": (*settings.data_roots, assets.sample_slide.parent)})
     server.start(settings)
     client = Client(f"http://{settings.host}:{settings.port}", DEMO_USER)
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wfsched.config import Settings
+from wfsched.config import CANCEL_GRACE_S
 from wfsched.imaging.checkpoint import TileCheckpoints
 from wfsched.imaging.outputs import DetectionWriter, LabelImageWriter, detection_feature
 from wfsched.imaging.segment import STAGES, SegmentedBatch, SegmentSpec, Target, model_info
@@ -135,7 +135,7 @@ def run_batches(
     max_in_flight: int,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     check_cancelled: Callable[[], None] = lambda: None,
-    cancel_grace_s: float = Settings.cancel_grace_s,
+    cancel_grace_s: float = CANCEL_GRACE_S,
     totals: TaskTotals | None = None,
 ) -> int:
     """Segment the tiles without a checkpoint, `max_in_flight` batches at a time; returns how many ran.
@@ -209,7 +209,7 @@ def segment_slide(
     max_in_flight: int,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     check_cancelled: Callable[[], None] = lambda: None,
-    cancel_grace_s: float = Settings.cancel_grace_s,
+    cancel_grace_s: float = CANCEL_GRACE_S,
 ) -> dict[str, Any]:
     """Run a planned segmentation end to end; resumes from checkpoints under `output_dir`."""
     started_s = time.monotonic()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -42,8 +41,10 @@ def who(request: Request, settings: Settings, lookup: KeyLookup) -> str:
 
 
 HEADER = Settings()
-API_KEY = replace(HEADER, auth_mode=AuthMode.api_key)
-PROXIED = replace(HEADER, auth_mode=AuthMode.trusted_proxy, trusted_proxies=(ipaddress.ip_network("10.0.0.0/29"),))
+API_KEY = HEADER.model_copy(update={"auth_mode": AuthMode.api_key})
+PROXIED = HEADER.model_copy(
+    update={"auth_mode": AuthMode.trusted_proxy, "trusted_proxies": (ipaddress.ip_network("10.0.0.0/29"),)}
+)
 
 
 @pytest.mark.parametrize("settings", [HEADER, API_KEY, PROXIED], ids=lambda s: s.auth_mode.value)
