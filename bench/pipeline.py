@@ -480,16 +480,16 @@ def time_service(args: argparse.Namespace, slide: Path, workdir: Path) -> tuple[
         }
         with GpuBusy(enabled=args.device == "cuda") as busy:
             submitted_at = time.time()
-            workflow_id = client.submit(workflow)["workflow_id"]
+            workflow_id = client.submit(workflow).workflow_id
             # Slow polling: the benchmark's own requests must not eat the CPU it measures.
             finished = client.wait(workflow_id, poll_s=1.0, timeout_s=3600)
-        job = next(j for j in finished["jobs"] if j["job_id"] == JOB_ID)
-        if job["status"] != "succeeded":
-            raise SystemExit(f"the cell_segmentation job {job['status']}: {job.get('error')}")
-        summary = job["result"]
+        job = next(j for j in finished.jobs if j.job_id == JOB_ID)
+        if job.status != "succeeded" or job.result is None or job.started_at is None or job.finished_at is None:
+            raise SystemExit(f"the cell_segmentation job {job.status}: {job.error}")
+        summary = job.result.fields
         figures = {
-            "seconds": round(job["finished_at"] - submitted_at, 3),
-            "job_s": round(job["finished_at"] - job["started_at"], 3),
+            "seconds": round(job.finished_at - submitted_at, 3),
+            "job_s": round(job.finished_at - job.started_at, 3),
             "objects": summary["cell_count"],
             "gpu_busy_percent": busy.mean_percent,
             **_stages(summary),

@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import httpx
+from httpx_sse import aconnect_sse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ray
 
 from tests.support.service import Api, bench_service
-from wfsched.cli.client import iter_sse
 from wfsched.control.actors import PROGRESS_NAME
 from wfsched.models.event import Event, EventType
 
@@ -41,18 +42,13 @@ async def stream(base: str, user: str, workflow_id: str, latencies_ms: list[floa
     received = 0
     async with (
         httpx.AsyncClient(base_url=base, timeout=None) as client,
-        client.stream("GET", f"/api/progress/{workflow_id}/stream", headers={"X-User-ID": user}) as response,
+        aconnect_sse(client, "GET", f"/api/progress/{workflow_id}/stream", headers={"X-User-ID": user}) as source,
     ):
-        lines = []
-        async for line in response.aiter_lines():
-            lines.append(line)
-            if line:
-                continue
-            for message in iter_sse(iter(lines)):
-                if message.data is not None and message.data["ts"] >= live_from[0]:
-                    latencies_ms.append(1000 * (time.time() - message.data["ts"]))
-                    received += 1
-            lines = []
+        async for message in source.aiter_sse():
+            ts = json.loads(message.data)["ts"] if message.data else 0.0
+            if ts >= live_from[0]:
+                latencies_ms.append(1000 * (time.time() - ts))
+                received += 1
     return received
 
 

@@ -20,13 +20,13 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from httpx_sse import EventSource
 from ray import serve
 from starlette.requests import Request
 
 from tests.e2e.conftest import base_url
 from tests.support.service import ROOT, job_spec, wait_healthy
 from wfsched.api.ingress import build_app
-from wfsched.cli.client import iter_sse
 from wfsched.config import AuthMode, Settings
 
 PROXY_ADDRESS = "127.0.0.2"  # the "proxy": a second loopback address of this machine
@@ -90,7 +90,7 @@ def assert_refused(response: httpx.Response, status_code: int, code: str) -> dic
 def finished_stream(client: httpx.Client, url: str, **kwargs: Any) -> list[str]:
     with client.stream("GET", url, **kwargs) as response:
         assert response.status_code == 200
-        return [m.event or "" for m in iter_sse(response.iter_lines()) if m.data is not None]
+        return [m.event for m in EventSource(response).iter_sse() if m.data]
 
 
 def quick_workflow(data_dir: Path) -> dict[str, Any]:

@@ -13,10 +13,10 @@ import httpx
 import pytest
 import ray
 import websockets
+from httpx_sse import EventSource
 
 from tests.support.service import Api, job_spec
-from tests.support.streams import events_of, read_stream
-from wfsched.cli.client import iter_sse
+from tests.support.streams import events_of, is_comment, read_lines, read_stream
 from wfsched.config import Settings
 from wfsched.control.actors import PROGRESS_NAME
 
@@ -25,19 +25,21 @@ def test_sse_stream_headers_order_heartbeat_and_end(make_user: Callable[[str], A
     api = make_user("sse")
     jobs = [job_spec("a", data_dir, steps=2, duration_s=3.0), job_spec("b", data_dir, "b2", fail=True)]
     workflow_id = api.submit(jobs)["workflow_id"]
-    response, messages = read_stream(api, f"/api/progress/{workflow_id}/stream")
+    live = read_lines(api, f"/api/progress/{workflow_id}/stream")  # to the end, while the job sleeps 3 s
+    end = next(i for i, line in enumerate(live) if line.startswith("event:") and line.endswith("workflow.finished"))
+    assert any(is_comment(line) for line in live[:end])  # heartbeats while it ran; their text is the server's
+    response, messages = read_stream(api, f"/api/progress/{workflow_id}/stream")  # the same, replayed
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["cache-control"] == "no-store"  # sse-starlette's: no proxy keeps a copy
     assert response.headers["x-accel-buffering"] == "no"
     events = events_of(messages)
     assert [int(m.id or 0) for m in events] == list(range(1, len(events) + 1))  # complete, in order
-    assert all(m.event == m.data["type"] for m in events if m.data)  # type: ignore[index]
-    assert events[-1].event == "workflow.finished" and events[-1].data["data"]["status"] == "failed"  # type: ignore[index]
-    progress = [m.data["data"] for m in events if m.event == "job.progress" and m.data["data"]["job_id"] == "a"]  # type: ignore[index]
+    assert all(m.event == m.json()["type"] for m in events)
+    assert events[-1].event == "workflow.finished" and events[-1].json()["data"]["status"] == "failed"
+    progress = [m.json()["data"] for m in events if m.event == "job.progress" and m.json()["data"]["job_id"] == "a"]
     # The final report may be overtaken by the job's end, which says 100 % itself.
     assert [(p["done"], p["total"]) for p in progress] in ([(1, 2), (2, 2)], [(1, 2)])
     assert progress[0]["rate_per_s"] > 0 and progress[0]["eta_s"] >= 0
-    assert any(m.comment == "keep-alive" for m in messages)  # heartbeats while the job slept
 
 
 def test_sse_resumes_from_last_event_id_without_loss_or_repeat(make_user: Callable[[str], Api], data_dir: Path) -> None:
@@ -68,7 +70,7 @@ def test_user_stream_carries_all_and_only_the_callers_workflows(
         alice.wait(workflow_id)
     _, messages = read_stream(alice, "/api/events", stop_after=2 * 4)
     events = events_of(messages)
-    assert {m.data["workflow_id"] for m in events} == set(ids)  # type: ignore[index]
+    assert {m.json()["workflow_id"] for m in events} == set(ids)
     global_ids = [int(m.id or 0) for m in events]
     assert global_ids == sorted(global_ids)
     _, resumed = read_stream(alice, "/api/events", headers={"Last-Event-ID": str(global_ids[3])}, stop_after=4)
@@ -85,7 +87,7 @@ def test_streams_are_the_owners_only_and_tokens_work(make_user: Callable[[str], 
     url = f"{alice.base_url}/api/progress/{workflow_id}/stream?token={token}"
     with httpx.stream("GET", url, timeout=30) as by_token:  # no header, as an EventSource sends it
         assert by_token.status_code == 200
-        assert list(iter_sse(by_token.iter_lines()))[-1].event == "workflow.finished"
+        assert list(EventSource(by_token).iter_sse())[-1].event == "workflow.finished"
     mallorys_token = mallory.request("POST", "/api/stream-tokens").json()["token"]
     assert httpx.get(f"{alice.base_url}/api/progress/{workflow_id}/stream?token={mallorys_token}").status_code == 404
     bad = httpx.get(f"{alice.base_url}/api/progress/{workflow_id}/stream?token={token[:-2]}xx")
@@ -105,7 +107,7 @@ def test_websocket_carries_the_same_events(make_user: Callable[[str], Api], data
 
     received = asyncio.run(receive_all(f"{ws_url}?token={token}"))
     _, sse = read_stream(alice, f"/api/progress/{workflow_id}/stream")
-    assert received == [m.data for m in events_of(sse)]
+    assert received == [m.json() for m in events_of(sse)]
     mallorys_token = mallory.request("POST", "/api/stream-tokens").json()["token"]
     with pytest.raises(websockets.exceptions.WebSocketException):
         asyncio.run(receive_all(f"{ws_url}?token={mallorys_token}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -22,7 +22,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from wfsched.models.state import FINISHED_JOB
+from wfsched.models.event import Event, EventType
+from wfsched.models.state import FINISHED_JOB, WorkflowDetail
 
 BAR_WIDTH = 28
 
@@ -68,15 +69,13 @@ class ProgressBoard:
     Use it as a context manager, so the terminal's live display ends cleanly.
     """
 
-    def __init__(self, workflow: dict[str, Any], out: TextIO = sys.stdout) -> None:
+    def __init__(self, workflow: WorkflowDetail, out: TextIO = sys.stdout) -> None:
         self.console = Console(file=out, highlight=False)
-        self.status = str(workflow["status"])
-        self.queue_position = workflow.get("queue_position")
+        self.status = str(workflow.status)
+        self.queue_position = workflow.queue_position
         self.lines = {
-            j["job_id"]: JobLine(
-                j["job_id"], j["branch"], j["status"], j["progress_done"], j["progress_total"], None, j.get("error")
-            )
-            for j in workflow["jobs"]
+            j.job_id: JobLine(j.job_id, j.branch, j.status, j.progress_done, j.progress_total, None, j.error)
+            for j in workflow.jobs
         }
         self._width = max(len(job_id) for job_id in self.lines)
         self._printed: dict[str, str] = {}
@@ -105,16 +104,16 @@ class ProgressBoard:
         if self._live is not None:
             self._live.stop()
 
-    def apply(self, event: dict[str, Any]) -> None:
-        kind, data = event["type"], event["data"]
+    def apply(self, event: Event) -> None:
+        kind, data = event.type, event.data
         line = self.lines.get(data.get("job_id", ""))
-        if kind == "job.state" and line:
+        if kind == EventType.job_state and line:
             line.status, line.error = data["status"], data.get("error")
-        elif kind == "job.progress" and line:
+        elif kind == EventType.job_progress and line:
             line.done, line.total, line.eta_s = data["done"], data["total"], data.get("eta_s")
-        elif kind == "workflow.queued":
+        elif kind == EventType.workflow_queued:
             self.status, self.queue_position = "queued", data["queue_position"]
-        elif kind in ("workflow.admitted", "workflow.finished"):
+        elif kind in (EventType.workflow_admitted, EventType.workflow_finished):
             self.status, self.queue_position = data["status"], None
         self.draw()
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 
 from wfsched.api import tokens
-from wfsched.cli.client import iter_sse
 from wfsched.exceptions import UnauthorizedError
 
 
@@ -25,13 +24,3 @@ def test_a_forged_or_mangled_token_is_refused() -> None:
             tokens.verify(bad, "secret", ttl_s=60)
     with pytest.raises(UnauthorizedError):
         tokens.verify(token, "another secret", ttl_s=60)
-
-
-def test_sse_parser_reads_messages_and_comments() -> None:
-    lines = ["id: 3", "event: job.state", 'data: {"a": 1}', "", ": keep-alive", "", "data: {}", ""]
-    messages = list(iter_sse(iter(lines)))
-    assert [(m.id, m.event, m.data, m.comment) for m in messages] == [
-        ("3", "job.state", {"a": 1}, None),
-        (None, None, None, "keep-alive"),
-        (None, None, {}, None),
-    ]
