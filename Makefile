@@ -32,8 +32,9 @@ serve: fetch
 test: fetch browser
 	$(PY) -m pytest
 
+# The unit layer: no Ray, no network, no model (under a minute here).
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest tests/unit
 
 lint: setup
 	$(VENV)/bin/ruff check wfsched tests bench

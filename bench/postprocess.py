@@ -23,8 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.pipeline import MODEL, cached_assets
-from tests.support.stitch_reference import reference_keep_core_objects
-from tests.unit.imaging.test_stitch_equivalence import hausdorff_px
+from tests.support.stitch_reference import hausdorff_px, reference_keep_core_objects
 from wfsched.imaging.pipeline import plan_segmentation
 from wfsched.imaging.segment import infer_labels, load_model
 from wfsched.imaging.slide import inspect_slide, open_slide, read_window_at_mpp

@@ -31,8 +31,9 @@ class WfschedError(Exception):
         super().__init__(detail)
         self.detail = detail
 
-    def __reduce__(self) -> tuple[type, tuple[str]]:
-        return (type(self), (self.detail,))
+    def __reduce__(self) -> tuple[type, tuple[str], dict[str, object]]:  # type: ignore[override]
+        """Errors cross Ray's process boundaries whole: the detail, and a subclass's own fields."""
+        return (type(self), (self.detail,), self.__dict__)
 
 
 class NotFoundError(WfschedError):
@@ -64,9 +65,6 @@ class InvalidWorkflowError(WfschedError):
         super().__init__(detail)
         self.problems = problems or []
 
-    def __reduce__(self) -> tuple[type, tuple[str, list[dict[str, str | None]]]]:  # type: ignore[override]
-        return (type(self), (self.detail, self.problems))
-
 
 class ConflictError(WfschedError):
     code = "conflict"
@@ -82,9 +80,6 @@ class QuotaExceededError(WfschedError):
     def __init__(self, detail: str, retry_after_s: float = 1.0) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
-
-    def __reduce__(self) -> tuple[type, tuple[str, float]]:  # type: ignore[override]
-        return (type(self), (self.detail, self.retry_after_s))
 
 
 class JobError(WfschedError):

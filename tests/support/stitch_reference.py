@@ -1,7 +1,8 @@
 """The per-object post-processing that issue 8 replaced, kept verbatim as the reference.
 
-`tests/unit/imaging/test_stitch_equivalence.py` checks the vectorised `keep_core_objects` against
-it on real tiles: same objects, equal areas and centroids, outlines within half a pixel. It is
+The equivalence tests (tests/unit/imaging/test_stitch_equivalence.py on synthetic labels,
+tests/e2e/imaging/test_stitch_on_real_tiles.py on the real model's) check `keep_core_objects` against
+it with `assert_equivalent`: same objects, equal areas and centroids, outlines within half a pixel. It is
 slow (~120 ms per 512 px tile: Douglas–Peucker in Python and an `np.unique` over the window).
 """
 
@@ -70,3 +71,34 @@ def reference_keep_core_objects(window_labels: Labels, tile: Tile, grid: TileGri
         lookup[old_label] = new_label
     cropped: Labels = lookup[dense[y0:y1, x0:x1]].astype(np.uint16)
     return TileResult(tile.index, (tile.window[0] + x0, tile.window[1] + y0), cropped, [o for _, _, o in kept])
+
+
+# How close two outlines of one object must be: both simplify the same marching-squares contour
+# with a 0.25 px tolerance, so they can differ by at most 0.5 px (in practice ~0.2 px).
+OUTLINE_TOLERANCE_PX = 0.5
+
+
+def _distances_to_ring(points: npt.NDArray[np.float64], ring: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each point's distance to the closed polyline `ring` (first point repeated last)."""
+    starts, ends = ring[:-1], ring[1:]
+    edges = ends - starts
+    offsets = points[:, None, :] - starts[None]
+    along = np.clip((offsets * edges).sum(-1) / np.maximum((edges * edges).sum(-1), 1e-12), 0, 1)
+    nearest = starts[None] + along[..., None] * edges[None]
+    distances: npt.NDArray[np.float64] = np.sqrt(((points[:, None, :] - nearest) ** 2).sum(-1)).min(1)
+    return distances
+
+
+def hausdorff_px(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
+    ring_a, ring_b = np.asarray(a, float), np.asarray(b, float)
+    return float(max(_distances_to_ring(ring_a, ring_b).max(), _distances_to_ring(ring_b, ring_a).max()))
+
+
+def assert_equivalent(ours: TileResult, reference: TileResult) -> None:
+    assert ours.tile_index == reference.tile_index and ours.origin_px == reference.origin_px
+    assert ours.labels.shape == reference.labels.shape and (ours.labels == reference.labels).all()
+    assert [o.area_px for o in ours.objects] == [o.area_px for o in reference.objects]
+    assert [o.centroid_px for o in ours.objects] == [o.centroid_px for o in reference.objects]
+    for mine, theirs in zip(ours.objects, reference.objects, strict=True):
+        assert mine.outline[0] == mine.outline[-1]
+        assert hausdorff_px(mine.outline, theirs.outline) <= OUTLINE_TOLERANCE_PX

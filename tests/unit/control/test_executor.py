@@ -143,6 +143,7 @@ def test_a_stopped_or_cancelled_predecessor_starts_no_continuation(tmp_path: Pat
 
 def test_a_result_whose_artifacts_are_not_names_fails_the_job(tmp_path: Path) -> None:
     reports = Reports()
+
     class NoParams(BaseModel):
         pass
 

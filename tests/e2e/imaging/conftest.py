@@ -1,8 +1,10 @@
-"""Fixtures shared by the imaging and job tests: real weights and slide (fetched once), test slides."""
+"""The real InstanSeg weights and sample slide (fetched into the user cache once), and crops and tiles of it.
+
+These tests need the released model, so they live with the e2e tests: the unit tests download nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from tests.support.slides import crop_of_slide, tissue_image, write_slide
+from tests.support.slides import crop_of_slide
 from wfsched.cli.fetch import FetchedAssets, fetch_assets
 from wfsched.config import Settings
 from wfsched.imaging.segment import infer_labels, load_model
@@ -43,24 +45,6 @@ def real_crop(sample_slide: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """A crop of the real slide as a pyramidal JPEG TIFF with the source's pixel size."""
     dest = tmp_path_factory.mktemp("slides") / "crop.tif"
     return crop_of_slide(sample_slide, dest, REAL_CROP_ORIGIN_PX, REAL_CROP_SIZE_PX)
-
-
-@pytest.fixture
-def make_slide(tmp_path: Path) -> Callable[..., Path]:
-    """Write a synthetic slide: make_slide(name, height_px=, width_px=, blobs=, mpp=, levels=)."""
-
-    def make(
-        name: str = "slide.tif",
-        height_px: int = 1024,
-        width_px: int = 1536,
-        blobs: list[tuple[int, int, int]] | None = None,
-        mpp: float | None = 0.5,
-        levels: int = 3,
-    ) -> Path:
-        image = tissue_image(height_px, width_px, blobs=blobs)
-        return write_slide(tmp_path / name, image, mpp=mpp, levels=levels)
-
-    return make
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.e2e.imaging.conftest import RealTiles
 from tests.support.agreement import match_instances
-from tests.unit.imaging.conftest import RealTiles
 from wfsched.exceptions import JobError, ModelNotFoundError
 from wfsched.imaging.models import resolve_model
 from wfsched.imaging.segment import (
