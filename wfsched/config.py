@@ -37,6 +37,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from wfsched.exceptions import SettingsError
+
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ENV_PREFIX = "WFSCHED_"
@@ -45,10 +47,6 @@ ENV_PREFIX = "WFSCHED_"
 # is one tile's forward pass inside torch's C++ (~1 s for a 512 px tile on a CPU, far less on a
 # GPU). 5 s is that with margin; a batch still running then is killed with its worker.
 CANCEL_GRACE_S = 5.0
-
-
-class SettingsError(ValueError):
-    """A setting that cannot be used: the sentence names the variable (or field) and its value."""
 
 
 def default_home() -> Path:

@@ -10,6 +10,7 @@
     ├── ForbiddenError         an identity that contradicts the credential (X-User-ID vs the key)
     ├── ConflictError          an action that the current state forbids
     ├── QuotaExceededError     a request over a configured limit; says when to try again
+    ├── SettingsError          a setting (a WFSCHED_* variable or a flag) that cannot be used
     └── JobError               a job that failed while it ran
         ├── SlideReadError     a slide that cannot be opened or read
         ├── ModelNotFoundError a segmentation model that is not on this machine
@@ -80,6 +81,12 @@ class QuotaExceededError(WfschedError):
     def __init__(self, detail: str, retry_after_s: float = 1.0) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class SettingsError(WfschedError):
+    """The sentence names the variable (or field) and quotes its value."""
+
+    code = "invalid_settings"
 
 
 class JobError(WfschedError):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from wfsched.config import AuthMode, Settings, SettingsError
+from wfsched.config import AuthMode, Settings
+from wfsched.exceptions import SettingsError
 
 
 @pytest.fixture

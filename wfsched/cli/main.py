@@ -14,7 +14,7 @@ import typer
 
 from wfsched.cli.client import ApiError
 from wfsched.cli.commands import EXIT_ERROR, add_client_commands
-from wfsched.config import Settings, SettingsError
+from wfsched.config import Settings
 from wfsched.exceptions import WfschedError
 from wfsched.store.keys import ApiKeyStore
 
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except httpx.TransportError as error:
         print(f"wfsched: {error.request.url} is out of reach: {error}", file=sys.stderr)
         sys.exit(EXIT_ERROR)
-    except (ApiError, SettingsError, WfschedError) as error:
+    except (ApiError, WfschedError) as error:
         print(f"wfsched: {error}", file=sys.stderr)
         sys.exit(EXIT_ERROR)
 

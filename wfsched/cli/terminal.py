@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.text import Text
 
 from wfsched.models.event import Event, EventType
-from wfsched.models.state import FINISHED_JOB, WorkflowDetail
+from wfsched.models.state import FINISHED_JOB, JobStatus, WorkflowDetail, job_percent
 
 BAR_WIDTH = 28
 
@@ -32,7 +32,7 @@ BAR_WIDTH = 28
 class JobLine:
     job_id: str
     branch: str
-    status: str = "pending"
+    status: JobStatus = JobStatus.pending
     done: int = 0
     total: int = 0
     eta_s: float | None = None
@@ -40,9 +40,7 @@ class JobLine:
 
     @property
     def fraction(self) -> float:
-        if self.status in FINISHED_JOB:
-            return 1.0
-        return self.done / self.total if self.total else 0.0
+        return job_percent(self.status, self.done, self.total) / 100
 
     def render(self, width: int) -> str:
         """The job as one plain line (for logs), with its error under it once it failed."""
@@ -108,7 +106,7 @@ class ProgressBoard:
         kind, data = event.type, event.data
         line = self.lines.get(data.get("job_id", ""))
         if kind == EventType.job_state and line:
-            line.status, line.error = data["status"], data.get("error")
+            line.status, line.error = JobStatus(data["status"]), data.get("error")
         elif kind == EventType.job_progress and line:
             line.done, line.total, line.eta_s = data["done"], data["total"], data.get("eta_s")
         elif kind == EventType.workflow_queued:

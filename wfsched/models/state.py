@@ -48,6 +48,19 @@ FINISHED_WORKFLOW = frozenset({WorkflowStatus.succeeded, WorkflowStatus.failed, 
 FINISHED_JOB = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.skipped, JobStatus.cancelled})
 
 
+def job_percent(status: JobStatus, done: int, total: int) -> float:
+    """100 once finished (whatever the outcome), done/total while running, else 0.
+
+    The one rule for a job's percent: the API's progress, the CLI's bars and the web page's
+    (wfsched/web/progress.js, checked against this by the browser test) all show it.
+    """
+    if status.finished:
+        return 100.0
+    if status == JobStatus.running and total:
+        return 100.0 * done / total
+    return 0.0
+
+
 class JobResult(BaseModel):
     """A succeeded job's summary: the artifacts it wrote, and whatever else its job type reports."""
 
@@ -88,12 +101,7 @@ class JobRecord(BaseModel):
 
     @property
     def percent(self) -> float:
-        """100 once finished (whatever the outcome), done/total while running, else 0."""
-        if self.status.finished:
-            return 100.0
-        if self.status == JobStatus.running and self.progress_total:
-            return 100.0 * self.progress_done / self.progress_total
-        return 0.0
+        return job_percent(self.status, self.progress_done, self.progress_total)
 
 
 class WorkflowRecord(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wfsched.models.state import JobRecord
+from wfsched.models.state import JobRecord, WorkflowStatus
 from wfsched.store.paths import ID_PATTERN, ID_RULE
 
 
@@ -51,5 +51,5 @@ class WorkflowSubmission(BaseModel):
 
 class SubmitResponse(BaseModel):
     workflow_id: str
-    status: str
+    status: WorkflowStatus
     queue_position: int | None = None

@@ -33,9 +33,7 @@ async def submit_workflow(
 ) -> SubmitResponse:
     """Accept a workflow; it runs at once if its user is active or a slot is free, else it queues."""
     record = await service.submit(user, workflow, idempotency_key)
-    return SubmitResponse(
-        workflow_id=record.workflow_id, status=record.status.value, queue_position=record.queue_position
-    )
+    return SubmitResponse(workflow_id=record.workflow_id, status=record.status, queue_position=record.queue_position)
 
 
 @router.get("", response_model=WorkflowPage)
