@@ -1,0 +1,1 @@
+"""Operating wfsched: its Prometheus series (metrics.py) and its structured logs."""
