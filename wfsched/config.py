@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     ] = ()
     # How long a replica remembers an API key it has looked up: a revoked key works at most this long.
     api_key_cache_s: NonNegative = 5.0
+    # Metrics carry the tenant (user id) as a label; off, it reads "all" (for very many tenants).
+    metrics_tenant_label: bool = True
 
     @model_validator(mode="after")
     def _proxies_for_trusted_proxy(self) -> Settings:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import TypeVar
@@ -34,6 +35,7 @@ from wfsched.models.state import (
     WorkflowStatus,
 )
 from wfsched.models.workflow import WorkflowSubmission
+from wfsched.observe.metrics import Meter
 from wfsched.store.keys import hash_key
 from wfsched.store.paths import file_in, job_output_dir, resolve_in_data_roots
 from wfsched.types import Handle
@@ -71,6 +73,8 @@ class Service:
         self.scheduler: Handle = actors.get_or_create(SchedulerActor, actors.SCHEDULER_NAME, settings, on_head=True)
         self.progress_actor: Handle = actors.get_or_create(ProgressActor, actors.PROGRESS_NAME, settings, on_head=True)
         self.streams = StreamSlots(settings.max_streams_per_user, settings.max_streams_per_replica)
+        self.meter = Meter(settings.metrics_tenant_label)
+        self._open_streams: Counter[str] = Counter()
         # key hash -> (user, when looked up); only found keys are kept, so a new key works at once.
         self._api_keys: dict[str, tuple[str, float]] = {}
 
@@ -80,6 +84,17 @@ class Service:
     async def submit(
         self, user_id: str, workflow: WorkflowSubmission, idempotency_key: str | None = None
     ) -> WorkflowRecord:
+        """Validate, then hand to the scheduler; counted as accepted, or rejected by error code."""
+        tenant = self.meter.tenant(user_id)
+        try:
+            record = await self._submit(user_id, workflow, idempotency_key)
+        except WfschedError as error:
+            self.meter.inc("wfsched_workflows_submitted_total", tenant=tenant, outcome="rejected", reason=error.code)
+            raise
+        self.meter.inc("wfsched_workflows_submitted_total", tenant=tenant, outcome="accepted", reason="")
+        return record
+
+    async def _submit(self, user_id: str, workflow: WorkflowSubmission, idempotency_key: str | None) -> WorkflowRecord:
         resolved: dict[str, Path] = {}  # each image path checked and resolved once
 
         def check_image_path(image_path: str) -> None:
@@ -191,6 +206,24 @@ class Service:
                 after_id = event.id or after_id
             if not events:
                 yield None
+
+    async def measured(self, events: AsyncIterator[Event | None], transport: str) -> AsyncIterator[Event | None]:
+        """The events of one open stream, counted among the open streams, each event's lag measured.
+
+        The lag is from the event's time to its hand-over to the stream's writer.
+        """
+        self._open_streams[transport] += 1
+        self.meter.set("wfsched_open_streams", self._open_streams[transport], transport=transport)
+        try:
+            async for event in events:
+                if event is not None:
+                    lag_s = time.time() - event.ts
+                    self.meter.observe("wfsched_event_delivery_lag_seconds", lag_s, transport=transport)
+                yield event
+        finally:
+            self._open_streams[transport] -= 1
+            self.meter.set("wfsched_open_streams", self._open_streams[transport], transport=transport)
+            await events.aclose()  # type: ignore[attr-defined]  # frees the stream's slot at once
 
     async def owned(self, user_id: str, workflow_id: str) -> WorkflowRecord:
         """The workflow's record if the user owns it, else NotFoundError."""

@@ -91,7 +91,7 @@ class JobExecutor:
     def _run(self, command: StartJob, cancel: threading.Event) -> None:
         job = command.job
         started_at = time.time()
-        status, result, error = JobStatus.succeeded, None, None
+        status, result, error, error_type = JobStatus.succeeded, None, None, None
         try:
             result = self._execute(command, cancel)
         except JobCancelledError:
@@ -99,9 +99,10 @@ class JobExecutor:
         except Exception as exc:  # a runner may raise anything; the job fails, the host lives on
             status = JobStatus.cancelled if cancel.is_set() else JobStatus.failed
             error = exc.detail if isinstance(exc, WfschedError) else f"{type(exc).__name__}: {exc}"
+            error_type = exc.code if isinstance(exc, WfschedError) else type(exc).__name__
             if status == JobStatus.failed and not isinstance(exc, WfschedError):
                 log.warning("job %s/%s failed:\n%s", job.workflow_id, job.job_id, traceback.format_exc())
-        report = JobReport(job.workflow_id, job.job_id, status, started_at, time.time(), result, error)
+        report = JobReport(job.workflow_id, job.job_id, status, started_at, time.time(), result, error, error_type)
         with self._lock:
             self._running.pop((job.workflow_id, job.job_id), None)
             self._reports[(job.workflow_id, job.job_id)] = report

@@ -43,6 +43,8 @@ class JobReport:
     finished_at: float
     result: dict[str, Any] | None
     error: str | None
+    # The class of a failure, for metrics: a wfsched error code or an exception's class name.
+    error_type: str | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,14 @@ class WorkflowRun:
         position = order.index(job.job_id)
         return self.jobs[order[position + 1]] if position + 1 < len(order) else None
 
+    def ready_at(self, job: JobRecord) -> float | None:
+        """When `job` could first start: admitted, its branch predecessor and dependencies ended."""
+        order = self.branches[job.branch]
+        position = order.index(job.job_id)
+        before = [*job.depends_on, *order[position - 1 : position]] if position else list(job.depends_on)
+        times = [self.record.admitted_at, *(self.jobs[j].finished_at for j in before)]
+        return None if any(t is None for t in times) else max(t for t in times if t is not None)
+
     def next_without_dependencies(self, job: JobRecord) -> JobRecord | None:
         """The job after `job` in its branch if it is pending and depends on nothing else.
 

@@ -14,9 +14,10 @@ from wfsched.control.branch import BranchActor
 from wfsched.control.messages import Command, Report, StartJob
 from wfsched.control.progress import ProgressActor
 from wfsched.control.quota import SubmitLimits
-from wfsched.control.scheduler_state import IdempotencyKey, Outcome, SchedulerState
+from wfsched.control.scheduler_state import Admitted, Gauges, IdempotencyKey, Measure, Outcome, SchedulerState
 from wfsched.models.event import Event
-from wfsched.models.state import JobRecord, WorkflowRecord, WorkflowStatus
+from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
+from wfsched.observe.metrics import Meter
 from wfsched.store.keys import ApiKeyStore
 from wfsched.store.sqlite import SqliteRunStore
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 # Expired idempotency keys are ignored at once; deleting them is only housekeeping.
 FORGET_KEYS_EVERY_S = 3600.0
+# How often the gauges (queues, running jobs, stalled time, the heartbeat) are set.
+GAUGES_EVERY_S = 2.0
 
 
 @ray.remote
@@ -48,7 +51,9 @@ class SchedulerActor:
             i: actors.get_or_create(BranchActor, actors.BRANCH_NAME.format(index=i), settings)
             for i in range(settings.branch_actors)
         }
+        self.meter = Meter(settings.metrics_tenant_label)
         self._reconciler: asyncio.Task[None] | None = None
+        self._gauges: asyncio.Task[None] | None = None
         self._outbox: dict[int, list[Command]] = {}
         self._events_out: list[tuple[str, Event]] = []
         self._flush_scheduled = False
@@ -106,6 +111,7 @@ class SchedulerActor:
         for command in outcome.commands:
             self._outbox.setdefault(self._host_of(command), []).append(command)
         self._events_out += outcome.events
+        _record(self.meter, outcome.measures)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             try:
@@ -130,6 +136,17 @@ class SchedulerActor:
     def _ensure_reconciler(self) -> None:
         if self._reconciler is None:
             self._reconciler = asyncio.get_running_loop().create_task(self._reconcile_forever())
+        if self._gauges is None:
+            self._gauges = asyncio.get_running_loop().create_task(self._gauges_forever())
+
+    async def _gauges_forever(self) -> None:
+        """Set the gauges from the state every GAUGES_EVERY_S; the heartbeat says this loop lives."""
+        while True:
+            try:
+                _set_gauges(self.meter, self.state.gauges())
+            except Exception:
+                log.exception("setting the gauges failed; trying again in %.1f s", GAUGES_EVERY_S)
+            await asyncio.sleep(GAUGES_EVERY_S)
 
     async def _reconcile_forever(self) -> None:
         """Re-send running jobs that no lane knows (a branch host restarted), and drop expired
@@ -156,3 +173,37 @@ class SchedulerActor:
         for command in self.state.restarts_for_lost_jobs(known, settled_before):
             log.warning("job %s/%s is known to no lane; starting it again", command.job.workflow_id, command.job.job_id)
             self._apply(Outcome(commands=[command]))
+
+
+def _record(meter: Meter, measures: list[Measure]) -> None:
+    for measure in measures:
+        if isinstance(measure, Admitted):
+            meter.observe("wfsched_admission_wait_seconds", measure.wait_s, tenant=meter.tenant(measure.user_id))
+            continue
+        tenant, job_type = meter.tenant(measure.user_id), measure.job_type
+        meter.observe(
+            "wfsched_job_duration_seconds", measure.duration_s, tenant=tenant, job_type=job_type, status=measure.status
+        )
+        if measure.overhead_s is not None:
+            meter.observe("wfsched_scheduling_overhead_seconds", measure.overhead_s, job_type=job_type)
+        if measure.status == JobStatus.failed:
+            meter.inc("wfsched_job_failures_total", job_type=job_type, error=measure.error_type or "unknown")
+
+
+def _set_gauges(meter: Meter, gauges: Gauges) -> None:
+    meter.set_each("wfsched_workflows_queued", _per_tenant(meter, gauges.queued))
+    meter.set_each("wfsched_workflows_admitted", _per_tenant(meter, gauges.admitted))
+    meter.set("wfsched_active_users", gauges.active_users)
+    meter.set("wfsched_active_users_limit", gauges.active_users_limit)
+    meter.set_each("wfsched_jobs_running", {(job_type,): n for job_type, n in gauges.running.items()})
+    meter.set_each("wfsched_job_progress_stalled_seconds", {(t,): s for t, s in gauges.stalled_s.items()})
+    meter.set("wfsched_scheduler_heartbeat_timestamp_seconds", time.time())
+
+
+def _per_tenant(meter: Meter, per_user: dict[str, int]) -> dict[tuple[str, ...], float]:
+    """Counts per user as counts per tenant label (all users are one tenant with the label off)."""
+    counts: dict[tuple[str, ...], float] = {}
+    for user_id, count in per_user.items():
+        key = (meter.tenant(user_id),)
+        counts[key] = counts.get(key, 0) + count
+    return counts

@@ -33,13 +33,53 @@ IdempotencyKey = tuple[str, str]
 """A client's Idempotency-Key and the sha256 of the body it came with."""
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A workflow took an active-user slot `wait_s` after its submission."""
+
+    user_id: str
+    wait_s: float
+
+
+@dataclass(frozen=True)
+class JobEnded:
+    """A job that ran has ended. `overhead_s`: from when it could start to its start in a lane."""
+
+    user_id: str
+    job_type: str
+    status: JobStatus
+    duration_s: float
+    overhead_s: float | None
+    error_type: str | None
+
+
+Measure = Admitted | JobEnded
+"""What a change tells the metrics (observe/metrics.py), beside its events."""
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """The scheduler's state now, as the gauges of observe/metrics.py read it."""
+
+    queued: dict[str, int]
+    """Queued workflows per user (users with none are absent)."""
+    admitted: dict[str, int]
+    active_users: int
+    active_users_limit: int
+    running: dict[str, int]
+    """Running jobs per job type."""
+    stalled_s: dict[str, float]
+    """Per job type: the longest a running job has gone without progress (or since its start)."""
+
+
 @dataclass
 class Outcome:
-    """What a mutation asks of the actor shell: commands to send, events to publish."""
+    """What a mutation asks of the actor shell: commands to send, events to publish, measures to record."""
 
     commands: list[Command] = field(default_factory=list)
     events: list[tuple[str, Event]] = field(default_factory=list)
     """Each with its owner's user id."""
+    measures: list[Measure] = field(default_factory=list)
 
 
 @dataclass
@@ -49,6 +89,7 @@ class _Changes:
     events: list[tuple[str, Event]] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
     idempotent: list[IdempotentSubmission] = field(default_factory=list)
+    measures: list[Measure] = field(default_factory=list)
 
 
 class SchedulerState:
@@ -70,6 +111,8 @@ class SchedulerState:
         self.runs: dict[str, WorkflowRun] = {}
         self._seq: dict[str, int] = {}
         self._positions: dict[str, int] = {}
+        # When each running job last reported progress (or started): the stalled gauge.
+        self._progress_at: dict[tuple[str, str], float] = {}
 
     # ---- recovery ---------------------------------------------------------------------------
 
@@ -180,6 +223,18 @@ class SchedulerState:
         job = run.jobs.get(report.job_id) if run else None
         if run is None or job is None or job.status.finished:
             return
+        self._progress_at.pop((report.workflow_id, report.job_id), None)
+        ready_at = run.ready_at(job)
+        changes.measures.append(
+            JobEnded(
+                run.user_id,
+                job.job_type,
+                report.status,
+                duration_s=report.finished_at - report.started_at,
+                overhead_s=None if ready_at is None else report.started_at - ready_at,
+                error_type=report.error_type,
+            )
+        )
         job.status, job.started_at, job.finished_at = report.status, report.started_at, report.finished_at
         job.result = None if report.result is None else JobResult.model_validate(report.result)
         job.error = report.error
@@ -193,6 +248,8 @@ class SchedulerState:
         job = run.jobs.get(report.job_id) if run else None
         if run is None or job is None or job.status != JobStatus.running:
             return
+        if report.done > job.progress_done or report.total != job.progress_total:
+            self._progress_at[(report.workflow_id, report.job_id)] = self.clock()
         job.progress_done, job.progress_total = report.done, report.total
         changes.jobs[(report.workflow_id, report.job_id)] = job
         data = {"job_id": job.job_id, "done": job.progress_done, "total": job.progress_total}
@@ -253,6 +310,29 @@ class SchedulerState:
             raise NotFoundError(f"no workflow {workflow_id!r}")
         return record
 
+    def gauges(self) -> Gauges:
+        """Counts over the unfinished workflows (all this state holds in memory)."""
+        queued: dict[str, int] = {}
+        admitted: dict[str, int] = {}
+        running: dict[str, int] = {}
+        stalled_s: dict[str, float] = {}
+        now = self.clock()
+        for run in self.runs.values():
+            by_status = queued if run.record.status == WorkflowStatus.queued else admitted
+            by_status[run.user_id] = by_status.get(run.user_id, 0) + 1
+            for job in run.running():
+                running[job.job_type] = running.get(job.job_type, 0) + 1
+                since = self._progress_at.get((run.workflow_id, job.job_id), job.started_at or now)
+                stalled_s[job.job_type] = max(stalled_s.get(job.job_type, 0.0), now - since)
+        return Gauges(
+            queued=queued,
+            admitted=admitted,
+            active_users=len(self.admission.active_users),
+            active_users_limit=self.admission.max_active_users,
+            running=running,
+            stalled_s=stalled_s,
+        )
+
     def _with_position(self, record: WorkflowRecord) -> WorkflowRecord:
         position = self._positions.get(record.workflow_id)
         return record.model_copy(update={"queue_position": position})
@@ -261,6 +341,7 @@ class SchedulerState:
         run.record.status = WorkflowStatus.running
         run.record.admitted_at = self.clock()
         changes.workflows[run.workflow_id] = run.record
+        changes.measures.append(Admitted(run.user_id, run.record.admitted_at - run.record.created_at))
         self._event(run, EventType.workflow_admitted, {"status": WorkflowStatus.running.value}, changes)
         self._advance(run, changes)
 
@@ -337,7 +418,7 @@ class SchedulerState:
 
     def _commit(self, changes: _Changes) -> Outcome:
         self.store.save(changes.workflows.values(), changes.jobs.values(), changes.events, changes.idempotent)
-        return Outcome(commands=changes.commands, events=changes.events)
+        return Outcome(commands=changes.commands, events=changes.events, measures=changes.measures)
 
 
 def _rate_and_eta(job: JobRecord, now: float) -> dict[str, float | None]:

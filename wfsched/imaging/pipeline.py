@@ -136,11 +136,11 @@ def run_batches(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     check_cancelled: Callable[[], None] = lambda: None,
     cancel_grace_s: float = CANCEL_GRACE_S,
-    totals: TaskTotals | None = None,
+    on_batch: Callable[[SegmentedBatch], None] = lambda batch: None,
 ) -> int:
     """Segment the tiles without a checkpoint, `max_in_flight` batches at a time; returns how many ran.
 
-    Each batch's seconds per stage are added into `totals` when given.
+    `on_batch` gets each finished batch once its tiles are checkpointed (totals, metrics).
 
     Every finished batch is checkpointed before progress is reported, so a crash loses at most the
     batches in flight. On any exception (cancellation included) the batches in flight are stopped:
@@ -165,8 +165,7 @@ def run_batches(
                 for result in batch.results:
                     checkpoints.save(result)
                     done += 1
-                if totals is not None:
-                    totals.add(batch)
+                on_batch(batch)
                 on_progress(done, total)
     except BaseException:
         stop_batches(list(in_flight.values()), cancel_grace_s)
@@ -210,8 +209,12 @@ def segment_slide(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     check_cancelled: Callable[[], None] = lambda: None,
     cancel_grace_s: float = CANCEL_GRACE_S,
+    on_batch: Callable[[SegmentedBatch], None] = lambda batch: None,
 ) -> dict[str, Any]:
-    """Run a planned segmentation end to end; resumes from checkpoints under `output_dir`."""
+    """Run a planned segmentation end to end; resumes from checkpoints under `output_dir`.
+
+    `on_batch` gets each batch that ran, after its tiles are checkpointed.
+    """
     started_s = time.monotonic()
     checkpoints = TileCheckpoints(output_dir / CHECKPOINT_DIR, plan.spec.grid.fingerprint())
     totals = TaskTotals()
@@ -225,7 +228,7 @@ def segment_slide(
         on_progress=on_progress,
         check_cancelled=check_cancelled,
         cancel_grace_s=cancel_grace_s,
-        totals=totals,
+        on_batch=_both(totals.add, on_batch),
     )
     segmented_s = time.monotonic()
     summary = assemble_outputs(plan, checkpoints, output_dir)
@@ -250,6 +253,16 @@ def segment_slide(
         }
     )
     return summary
+
+
+def _both(
+    first: Callable[[SegmentedBatch], None], then: Callable[[SegmentedBatch], None]
+) -> Callable[[SegmentedBatch], None]:
+    def both(batch: SegmentedBatch) -> None:
+        first(batch)
+        then(batch)
+
+    return both
 
 
 def run_in_process(spec: SegmentSpec, tiles: list[Tile]) -> Submitted:

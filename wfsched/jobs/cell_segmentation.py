@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -18,7 +19,7 @@ from wfsched.imaging.pipeline import (
     plan_segmentation,
     segment_slide,
 )
-from wfsched.imaging.segment import SegmentSpec, model_info
+from wfsched.imaging.segment import SegmentedBatch, SegmentSpec, model_info
 from wfsched.imaging.slide import PLAUSIBLE_MPP, inspect_slide
 from wfsched.imaging.tiling import Tile
 from wfsched.imaging.tissue import TissueMask
@@ -29,6 +30,7 @@ from wfsched.jobs.tissue_mask import (
     load_upstream_mask,
     write_tissue_outputs,
 )
+from wfsched.observe.metrics import Meter
 
 SUMMARY_NAME = "summary.json"
 # Tiles per task when the job does not say. On a GPU a task overlaps decoding, the model and
@@ -141,6 +143,7 @@ def segment(ctx: JobContext, submit: SubmitBatch) -> dict[str, Any]:
         on_progress=ctx.report_progress,
         check_cancelled=ctx.check_cancelled,
         cancel_grace_s=ctx.settings.cancel_grace_s,
+        on_batch=functools.partial(_measure_batch, _meter(ctx.settings.metrics_tenant_label), ctx),
     )
     area_mm2 = tissue.area_mm2
     summary.update(
@@ -158,6 +161,26 @@ def segment(ctx: JobContext, submit: SubmitBatch) -> dict[str, Any]:
     summary["artifacts"] = artifacts
     (ctx.output_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
+
+
+@functools.cache
+def _meter(tenant_label: bool) -> Meter:
+    return Meter(tenant_label)
+
+
+def _measure_batch(meter: Meter, ctx: JobContext, batch: SegmentedBatch) -> None:
+    """Tiles, seconds per tile, and the accelerator time the batch's task held, per tenant.
+
+    A task that held GPUs counts wall × GPUs as GPU-seconds (whatever device its code ran on);
+    one on CPUs counts its wall time as worker-seconds.
+    """
+    tiles, wall_s, gpus = len(batch.results), batch.stage_s.get("wall", 0.0), ctx.settings.num_gpus_per_task
+    accelerator = "gpu" if gpus > 0 else "cpu"
+    tenant = meter.tenant(ctx.user_id)
+    meter.inc("wfsched_tiles_segmented_total", tiles, tenant=tenant)
+    meter.inc("wfsched_accelerator_seconds_total", wall_s * (gpus or 1.0), tenant=tenant, accelerator=accelerator)
+    for _ in range(tiles):
+        meter.observe("wfsched_tile_seconds", wall_s / tiles, accelerator=accelerator)
 
 
 def run(ctx: JobContext) -> dict[str, Any]:

@@ -13,7 +13,7 @@ workflow or job id. HTTP rates, errors and latency are Ray Serve's own series (`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -134,8 +134,9 @@ class Meter:
     whose queue emptied reads 0 rather than its last value.
     """
 
-    def __init__(self, tenant_label: bool = True) -> None:
+    def __init__(self, tenant_label: bool = True, make_metric: Callable[[Series], Any] | None = None) -> None:
         self.tenant_label = tenant_label
+        self._make_metric = make_metric or _ray_metric
         self._metrics: dict[str, Any] = {}
         self._last_each: dict[str, set[tuple[str, ...]]] = {}
 
@@ -167,7 +168,7 @@ class Meter:
             raise ValueError(f"{name} takes labels {series.labels}, got {tuple(labels)}")
         metric = self._metrics.get(name)
         if metric is None:
-            metric = self._metrics[name] = _ray_metric(series)
+            metric = self._metrics[name] = self._make_metric(series)
         return metric
 
 

@@ -64,7 +64,7 @@ async def workflow_stream(
     """SSE of one workflow; `id:` is its sequence number; it ends after `workflow.finished`."""
     after = _cursor(last_event_id_header or last_event_id)
     events = await service.workflow_events(user, workflow_id, after)  # 404 and 429 are answers
-    return _event_source(events, by_global_id=False, heartbeat_s=service.settings.heartbeat_s)
+    return _event_source(service.measured(events, "sse"), by_global_id=False, heartbeat_s=service.settings.heartbeat_s)
 
 
 @router.get("/events", response_class=EventSourceResponse)
@@ -76,7 +76,7 @@ async def user_stream(
 ) -> EventSourceResponse:
     """SSE of all the caller's workflows; `id:` is the global event id."""
     events = service.user_events(user, _cursor(last_event_id_header or last_event_id))
-    return _event_source(events, by_global_id=True, heartbeat_s=service.settings.heartbeat_s)
+    return _event_source(service.measured(events, "sse"), by_global_id=True, heartbeat_s=service.settings.heartbeat_s)
 
 
 @router.websocket("/progress/{workflow_id}/ws")
@@ -95,7 +95,7 @@ async def workflow_socket(
         await websocket.close(code=WS_CLOSE_CODES.get(error.code, WS_INVALID), reason=error.detail[:120])
         return
     await websocket.accept()
-    await _pump(websocket, events)
+    await _pump(websocket, service().measured(events, "websocket"))
 
 
 async def _pump(websocket: WebSocket, events: AsyncIterator[Event | None]) -> None:
