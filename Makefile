@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup fetch browser demo serve test test-fast lint format typecheck bench
+.PHONY: setup fetch browser prometheus demo serve test test-fast lint format typecheck bench
 
 setup: $(VENV)/.installed
 
@@ -23,13 +23,18 @@ fetch: setup
 browser:
 	bash scripts/install-browser.sh
 
+# Debian's prometheus (promtool, a server for the metrics tests) and docker-compose (validates the
+# compose file without a daemon); root, as on CI. The prometheus service is never started.
+prometheus:
+	bash scripts/install-prometheus.sh
+
 demo: fetch
 	$(VENV)/bin/wfsched demo
 
 serve: fetch
 	$(VENV)/bin/wfsched serve
 
-test: fetch browser
+test: fetch browser prometheus
 	$(PY) -m pytest
 
 # The unit layer: no Ray, no network, no model (under a minute here).
