@@ -62,14 +62,23 @@ def test_settings(base: Path, **overrides: Any) -> Settings:
     return Settings.from_env(**{**defaults, **overrides})
 
 
+@functools.cache
+def metrics_port() -> int:
+    """Where the test Ray's metrics agent serves Prometheus (tests/e2e/test_metrics.py scrapes it)."""
+    return free_port()
+
+
 def ray_init_options() -> dict[str, Any]:
     # Workers import the test job types from this checkout; logical GPUs let GPU-shaped tasks
-    # schedule on a CPU-only machine (the code then runs on the CPU).
+    # schedule on a CPU-only machine (the code then runs on the CPU). Metrics reach the agent
+    # every second (Ray's default is 10 s), so the metrics test waits seconds, not tens.
     return {
         "num_cpus": 2,
         "num_gpus": 1,
         "include_dashboard": False,
         "runtime_env": {"env_vars": {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}},
+        "_metrics_export_port": metrics_port(),
+        "_system_config": {"metrics_report_interval_ms": 1000},
     }
 
 

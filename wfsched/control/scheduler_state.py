@@ -62,7 +62,7 @@ class Gauges:
     """The scheduler's state now, as the gauges of observe/metrics.py read it."""
 
     queued: dict[str, int]
-    """Queued workflows per user (users with none are absent)."""
+    """Queued workflows per user with unfinished work (0 for those with all of it admitted)."""
     admitted: dict[str, int]
     active_users: int
     active_users_limit: int
@@ -318,8 +318,11 @@ class SchedulerState:
         stalled_s: dict[str, float] = {}
         now = self.clock()
         for run in self.runs.values():
+            # Both counts for every user with unfinished work, so a tenant's queue reads 0, not nothing.
+            queued.setdefault(run.user_id, 0)
+            admitted.setdefault(run.user_id, 0)
             by_status = queued if run.record.status == WorkflowStatus.queued else admitted
-            by_status[run.user_id] = by_status.get(run.user_id, 0) + 1
+            by_status[run.user_id] += 1
             for job in run.running():
                 running[job.job_type] = running.get(job.job_type, 0) + 1
                 since = self._progress_at.get((run.workflow_id, job.job_id), job.started_at or now)

@@ -74,7 +74,7 @@ def test_gauges_count_queues_running_jobs_and_stalls(state: SchedulerState, cloc
     state.apply_reports([ProgressReport("w1", "a", 1, 4)])
     clock.now += 5
     gauges = state.gauges()
-    assert gauges.queued == {"bob": 2} and gauges.admitted == {"alice": 1}
+    assert gauges.queued == {"alice": 0, "bob": 2} and gauges.admitted == {"alice": 1, "bob": 0}
     assert (gauges.active_users, gauges.active_users_limit) == (1, 1)
     assert gauges.running == {"t": 2}
     # b has reported nothing since its start 15 s ago; a reported progress 5 s ago: the longest counts.
