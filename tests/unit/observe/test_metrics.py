@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from wfsched.observe.metrics import ALL_TENANTS, CATALOGUE, Kind, Meter, Series
 
+ROOT = Path(__file__).resolve().parents[3]
 # Labels whose values are bounded sets; an id (workflow, job, request) never becomes a label.
 BOUNDED_LABELS = {"tenant", "outcome", "reason", "job_type", "status", "error", "accelerator", "transport"}
 
@@ -74,3 +77,15 @@ def test_counters_skip_nothing_to_add_and_histograms_clip_negative_times(
     assert "wfsched_tiles_segmented_total" not in recorded
     meter.observe("wfsched_scheduling_overhead_seconds", -0.002, job_type="t")  # clocks of two processes
     assert recorded["wfsched_scheduling_overhead_seconds"].values == {(("job_type", "t"),): [0.0]}
+
+
+def test_the_readme_lists_every_series_and_alert() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    operating = readme[readme.index("## Operating it") :]
+    missing = [
+        series.name for series in CATALOGUE if f"`{series.name}`" not in operating and series.name not in operating
+    ]
+    alerts = re.findall(r"- alert: (\w+)", (ROOT / "deployments" / "prometheus" / "alerts.yml").read_text())
+    assert alerts
+    missing += [alert for alert in alerts if f"`{alert}`" not in operating]
+    assert not missing, f"README, 'Operating it', does not name: {missing}"
