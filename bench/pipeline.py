@@ -54,6 +54,7 @@ from wfsched.config import Settings
 from wfsched.imaging.models import model_path
 from wfsched.imaging.pipeline import (
     LABELS_NAME,
+    FanOut,
     SubmitBatch,
     Submitted,
     plan_segmentation,
@@ -403,7 +404,7 @@ def time_in_process(
             forward_streams=forward_streams or args.forward_streams,
         )
         segmenting = time.monotonic()
-        summary = segment_slide(plan, submit, output_dir, batch_size=task_tiles, max_in_flight=2 * workers)
+        summary = segment_slide(plan, submit, output_dir, FanOut(batch_size=task_tiles, max_in_flight=2 * workers))
         seconds = time.perf_counter() - started
     if pool is not None:
         pool.shutdown()

@@ -72,14 +72,14 @@ class Service:
         self.job_types = job_types if job_types is not None else load_job_types(settings)
         self.scheduler: Handle = actors.get_or_create(SchedulerActor, actors.SCHEDULER_NAME, settings, on_head=True)
         self.progress_actor: Handle = actors.get_or_create(ProgressActor, actors.PROGRESS_NAME, settings, on_head=True)
-        # Starts the scheduler's periodic rounds (reconcile, gauges and heartbeat) now rather than
-        # at the first request: metrics and the heartbeat alert need them from the start.
-        self.scheduler.ready.remote()
         self.streams = StreamSlots(settings.max_streams_per_user, settings.max_streams_per_replica)
         self.meter = Meter(settings.metrics_tenant_label)
         self._open_streams: Counter[str] = Counter()
         # key hash -> (user, when looked up); only found keys are kept, so a new key works at once.
         self._api_keys: dict[str, tuple[str, float]] = {}
+        # Starts the scheduler's periodic rounds (reconcile, gauges and heartbeat) now rather than
+        # at the first request: metrics and the heartbeat alert need them from the start.
+        self.scheduler.ready.remote()
 
     async def ready(self) -> bool:
         return await call(self.scheduler.ready.remote())

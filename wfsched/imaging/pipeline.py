@@ -12,7 +12,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,36 @@ def stop_batches(batches: Sequence[Submitted], grace_s: float) -> None:
 
 
 SubmitBatch = Callable[[SegmentSpec, list[Tile]], Submitted]
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
+
+
+def _never_cancelled() -> None:
+    pass
+
+
+def _no_batch(batch: SegmentedBatch) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """How a segmentation's batches go out, and what is told as they come back."""
+
+    batch_size: int
+    """Tiles per task."""
+    max_in_flight: int
+    """Tasks submitted and not yet finished, at most."""
+    on_progress: Callable[[int, int], None] = _no_progress
+    """Tiles done and in all, after each batch (and once at the start)."""
+    check_cancelled: Callable[[], None] = _never_cancelled
+    """Raises to stop; asked between polls."""
+    cancel_grace_s: float = CANCEL_GRACE_S
+    """How long batches in flight get to stop before they are forced."""
+    on_batch: Callable[[SegmentedBatch], None] = _no_batch
+    """Each finished batch, once its tiles are checkpointed."""
 
 
 @dataclass
@@ -126,21 +156,11 @@ def plan_segmentation(
 
 
 def run_batches(
-    spec: SegmentSpec,
-    tiles: Sequence[Tile],
-    submit: SubmitBatch,
-    checkpoints: TileCheckpoints,
-    *,
-    batch_size: int,
-    max_in_flight: int,
-    on_progress: Callable[[int, int], None] = lambda done, total: None,
-    check_cancelled: Callable[[], None] = lambda: None,
-    cancel_grace_s: float = CANCEL_GRACE_S,
-    on_batch: Callable[[SegmentedBatch], None] = lambda batch: None,
+    spec: SegmentSpec, tiles: Sequence[Tile], submit: SubmitBatch, checkpoints: TileCheckpoints, fan_out: FanOut
 ) -> int:
     """Segment the tiles without a checkpoint, `max_in_flight` batches at a time; returns how many ran.
 
-    `on_batch` gets each finished batch once its tiles are checkpointed (totals, metrics).
+    `fan_out.on_batch` gets each finished batch once its tiles are checkpointed (totals, metrics).
 
     Every finished batch is checkpointed before progress is reported, so a crash loses at most the
     batches in flight. On any exception (cancellation included) the batches in flight are stopped:
@@ -149,13 +169,13 @@ def run_batches(
     done_before = checkpoints.done_indices()
     todo = [tile for tile in tiles if tile.index not in done_before]
     total, done = len(tiles), len(tiles) - len(todo)
-    on_progress(done, total)
-    queue = deque(batches(todo, batch_size))
+    fan_out.on_progress(done, total)
+    queue = deque(batches(todo, fan_out.batch_size))
     in_flight: dict[Future[SegmentedBatch], Submitted] = {}
     try:
         while queue or in_flight:
-            check_cancelled()
-            while queue and len(in_flight) < max_in_flight:
+            fan_out.check_cancelled()
+            while queue and len(in_flight) < fan_out.max_in_flight:
                 submitted = submit(spec, queue.popleft())
                 in_flight[submitted.future] = submitted
             finished, _ = wait(in_flight, timeout=_POLL_INTERVAL_S, return_when=FIRST_COMPLETED)
@@ -165,10 +185,10 @@ def run_batches(
                 for result in batch.results:
                     checkpoints.save(result)
                     done += 1
-                on_batch(batch)
-                on_progress(done, total)
+                fan_out.on_batch(batch)
+                fan_out.on_progress(done, total)
     except BaseException:
-        stop_batches(list(in_flight.values()), cancel_grace_s)
+        stop_batches(list(in_flight.values()), fan_out.cancel_grace_s)
         raise
     return len(todo)
 
@@ -199,36 +219,13 @@ def assemble_outputs(plan: SegmentationPlan, checkpoints: TileCheckpoints, outpu
     return {"cell_count": next_id - 1, "seam_duplicates_dropped": seam_duplicates, "class_name": class_name}
 
 
-def segment_slide(
-    plan: SegmentationPlan,
-    submit: SubmitBatch,
-    output_dir: Path,
-    *,
-    batch_size: int,
-    max_in_flight: int,
-    on_progress: Callable[[int, int], None] = lambda done, total: None,
-    check_cancelled: Callable[[], None] = lambda: None,
-    cancel_grace_s: float = CANCEL_GRACE_S,
-    on_batch: Callable[[SegmentedBatch], None] = lambda batch: None,
-) -> dict[str, Any]:
-    """Run a planned segmentation end to end; resumes from checkpoints under `output_dir`.
-
-    `on_batch` gets each batch that ran, after its tiles are checkpointed.
-    """
+def segment_slide(plan: SegmentationPlan, submit: SubmitBatch, output_dir: Path, fan_out: FanOut) -> dict[str, Any]:
+    """Run a planned segmentation end to end; resumes from checkpoints under `output_dir`."""
     started_s = time.monotonic()
     checkpoints = TileCheckpoints(output_dir / CHECKPOINT_DIR, plan.spec.grid.fingerprint())
     totals = TaskTotals()
     ran = run_batches(
-        plan.spec,
-        plan.tiles,
-        submit,
-        checkpoints,
-        batch_size=batch_size,
-        max_in_flight=max_in_flight,
-        on_progress=on_progress,
-        check_cancelled=check_cancelled,
-        cancel_grace_s=cancel_grace_s,
-        on_batch=_both(totals.add, on_batch),
+        plan.spec, plan.tiles, submit, checkpoints, replace(fan_out, on_batch=_both(totals.add, fan_out.on_batch))
     )
     segmented_s = time.monotonic()
     summary = assemble_outputs(plan, checkpoints, output_dir)
@@ -242,7 +239,7 @@ def segment_slide(
             "tiles_skipped_background": plan.total_tiles - len(plan.tiles),
             "tiles_resumed_from_checkpoint": len(plan.tiles) - ran,
             "tile_px": grid.tile_px,
-            "tiles_per_task": batch_size,
+            "tiles_per_task": fan_out.batch_size,
             "halo_px": grid.halo_px,
             "working_pixel_size_um": grid.working_mpp,
             "level0_pixel_size_um": grid.level0_mpp,

@@ -13,6 +13,7 @@ from wfsched.imaging.models import resolve_model
 from wfsched.imaging.pipeline import (
     DETECTIONS_NAME,
     LABELS_NAME,
+    FanOut,
     SegmentationPlan,
     SubmitBatch,
     Submitted,
@@ -133,10 +134,7 @@ def segment(ctx: JobContext, submit: SubmitBatch) -> dict[str, Any]:
 
     params = cast(CellSegmentationParams, ctx.params)
     plan, tissue, source = plan_for(ctx, params)
-    summary = segment_slide(
-        plan,
-        submit,
-        ctx.output_dir,
+    fan_out = FanOut(
         batch_size=params.batch_size
         or (TASK_TILES_ON_GPU if ctx.settings.num_gpus_per_task > 0 else TASK_TILES_ON_CPU),
         max_in_flight=params.max_batches_in_flight,
@@ -145,6 +143,7 @@ def segment(ctx: JobContext, submit: SubmitBatch) -> dict[str, Any]:
         cancel_grace_s=ctx.settings.cancel_grace_s,
         on_batch=functools.partial(_measure_batch, _meter(ctx.settings.metrics_tenant_label), ctx),
     )
+    summary = segment_slide(plan, submit, ctx.output_dir, fan_out)
     area_mm2 = tissue.area_mm2
     summary.update(
         {

@@ -21,7 +21,7 @@ import pytest
 import zarr
 
 from tests.support.agreement import keep_in_mask, match_instances, resize_labels, run_reference
-from wfsched.imaging.pipeline import plan_segmentation, run_in_process, segment_slide
+from wfsched.imaging.pipeline import FanOut, plan_segmentation, run_in_process, segment_slide
 from wfsched.imaging.slide import inspect_slide, open_slide
 from wfsched.imaging.tissue import TissueOptions, tissue_mask_of
 
@@ -34,7 +34,7 @@ def test_counts_and_instances_agree_with_instanseg(sample_slide: Path, nuclei_mo
     info = inspect_slide(sample_slide)
     tissue = tissue_mask_of(open_slide(sample_slide), info, TissueOptions())
     plan = plan_segmentation(info, nuclei_model, tissue, tile_px=512, halo_px=64, target="nuclei")
-    segment_slide(plan, run_in_process, tmp_path / "ours", batch_size=4, max_in_flight=1)
+    segment_slide(plan, run_in_process, tmp_path / "ours", FanOut(batch_size=4, max_in_flight=1))
     ours_s = time.perf_counter() - started_s
 
     ours = np.asarray(zarr.open_array(str(tmp_path / "ours" / "labels.zarr"), mode="r")[:])

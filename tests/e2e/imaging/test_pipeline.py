@@ -14,6 +14,7 @@ from wfsched.exceptions import JobCancelledError
 from wfsched.imaging.checkpoint import TileCheckpoints
 from wfsched.imaging.pipeline import (
     CHECKPOINT_DIR,
+    FanOut,
     SegmentationPlan,
     Submitted,
     plan_segmentation,
@@ -33,14 +34,8 @@ def _plan(real_crop: Path, nuclei_model: Path) -> SegmentationPlan:
 def test_outputs_agree_with_each_other(real_crop: Path, nuclei_model: Path, tmp_path: Path) -> None:
     plan = _plan(real_crop, nuclei_model)
     progress: list[tuple[int, int]] = []
-    summary = segment_slide(
-        plan,
-        run_in_process,
-        tmp_path,
-        batch_size=2,
-        max_in_flight=2,
-        on_progress=lambda done, total: progress.append((done, total)),
-    )
+    fan_out = FanOut(batch_size=2, max_in_flight=2, on_progress=lambda done, total: progress.append((done, total)))
+    summary = segment_slide(plan, run_in_process, tmp_path, fan_out)
     assert progress[0] == (0, len(plan.tiles)) and progress[-1] == (len(plan.tiles), len(plan.tiles))
     features = json.loads((tmp_path / "detections.geojson").read_text())["features"]
     labels = np.asarray(zarr.open_array(str(tmp_path / "labels.zarr"), mode="r")[:])
@@ -63,7 +58,7 @@ def test_a_rerun_recomputes_only_missing_tiles(real_crop: Path, nuclei_model: Pa
         return run_in_process(spec, tiles)
 
     with pytest.raises(RuntimeError, match="worker lost"):
-        run_batches(plan.spec, plan.tiles, crash_after_first, checkpoints, batch_size=1, max_in_flight=1)
+        run_batches(plan.spec, plan.tiles, crash_after_first, checkpoints, FanOut(batch_size=1, max_in_flight=1))
     assert checkpoints.done_indices() == set(submitted) and len(submitted) == 1
     rerun: list[int] = []
 
@@ -71,7 +66,7 @@ def test_a_rerun_recomputes_only_missing_tiles(real_crop: Path, nuclei_model: Pa
         rerun.extend(t.index for t in tiles)
         return run_in_process(spec, tiles)
 
-    ran = run_batches(plan.spec, plan.tiles, counting, checkpoints, batch_size=2, max_in_flight=1)
+    ran = run_batches(plan.spec, plan.tiles, counting, checkpoints, FanOut(batch_size=2, max_in_flight=1))
     assert ran == len(rerun) == len(plan.tiles) - 1 and not set(rerun) & set(submitted)
 
 
@@ -95,8 +90,6 @@ def test_cancelling_stops_submitting_and_cancels_batches_in_flight(
             plan.tiles,
             never_finishes,
             TileCheckpoints(tmp_path, "g"),
-            batch_size=1,
-            max_in_flight=2,
-            check_cancelled=cancel_on_second_poll,
+            FanOut(batch_size=1, max_in_flight=2, check_cancelled=cancel_on_second_poll),
         )
     assert sorted(cancelled) == [plan.tiles[0].index, plan.tiles[1].index]  # bounded: two in flight
