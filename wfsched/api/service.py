@@ -8,14 +8,15 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import ray
 from ray.exceptions import RayTaskError
 
 from wfsched.api import tokens
+from wfsched.api.feed import EventFeed
 from wfsched.api.limits import StreamSlot, StreamSlots
 from wfsched.config import Settings
 from wfsched.control import actors
@@ -73,6 +74,7 @@ class Service:
         self.scheduler: Handle = actors.get_or_create(SchedulerActor, actors.SCHEDULER_NAME, settings, on_head=True)
         self.progress_actor: Handle = actors.get_or_create(ProgressActor, actors.PROGRESS_NAME, settings, on_head=True)
         self.streams = StreamSlots(settings.max_streams_per_user, settings.max_streams_per_replica)
+        self.feed = EventFeed(self._fetch_feed, self._newest_event_id, settings.heartbeat_s)
         self.meter = Meter(settings.metrics_tenant_label)
         self._open_streams: Counter[str] = Counter()
         # key hash -> (user, when looked up); only found keys are kept, so a new key works at once.
@@ -177,20 +179,29 @@ class Service:
         self, user_id: str, record: WorkflowRecord, after_seq: int
     ) -> AsyncIterator[Event | None]:
         workflow_id = record.workflow_id
-        while True:
-            # A finished workflow's stream has nothing more to wait for: read what is left and end.
-            timeout_s = 0.0 if record.status.finished else self.settings.heartbeat_s
-            events: list[Event] = await long_poll(self.progress_actor.wait.remote(workflow_id, after_seq, timeout_s))
-            for event in events:
-                yield event
-                after_seq = event.seq
-                if event.type == EventType.workflow_finished:
-                    return
-            if not events:
+        subscription = await self.feed.subscribe_workflow(workflow_id)
+        try:
+            while True:
+                # History first (once, and again only after falling behind), then the feed.
+                subscription.drain()
+                async for event in self._history(self.progress_actor.wait, workflow_id, after_seq, _by_seq):
+                    yield event
+                    after_seq = event.seq
+                    if event.type == EventType.workflow_finished:
+                        return
                 if record.status.finished:
-                    return
-                yield None
-                record = await self.owned(user_id, workflow_id)
+                    return  # nothing after its end: the history had all there is
+                while not subscription.overflowed:
+                    following = await subscription.next(self.settings.heartbeat_s)
+                    if following is None:
+                        yield None
+                    elif following.seq > after_seq:
+                        yield following
+                        after_seq = following.seq
+                        if following.type == EventType.workflow_finished:
+                            return
+        finally:
+            self.feed.unsubscribe(subscription)
 
     def user_events(self, user_id: str, after_id: int) -> AsyncIterator[Event | None]:
         """All of the user's events after the global `after_id`, None at each idle heartbeat; endless.
@@ -200,15 +211,30 @@ class Service:
         return _held(self.streams.acquire(user_id), self._user_events(user_id, after_id))
 
     async def _user_events(self, user_id: str, after_id: int) -> AsyncIterator[Event | None]:
-        while True:
-            events: list[Event] = await long_poll(
-                self.progress_actor.wait_user.remote(user_id, after_id, self.settings.heartbeat_s)
-            )
+        subscription = await self.feed.subscribe_user(user_id)
+        try:
+            while True:
+                subscription.drain()
+                async for event in self._history(self.progress_actor.wait_user, user_id, after_id, _by_id):
+                    yield event
+                    after_id = event.id or after_id
+                while not subscription.overflowed:
+                    following = await subscription.next(self.settings.heartbeat_s)
+                    if following is None:
+                        yield None
+                    elif (following.id or 0) > after_id:
+                        yield following
+                        after_id = following.id or after_id
+        finally:
+            self.feed.unsubscribe(subscription)
+
+    @staticmethod
+    async def _history(wait: Any, key: str, after: int, position: Callable[[Event], int]) -> AsyncIterator[Event]:
+        """What a stream missed before it opened (`wait` with no waiting), page by page until none is left."""
+        while events := await long_poll(wait.remote(key, after, 0.0)):
             for event in events:
                 yield event
-                after_id = event.id or after_id
-            if not events:
-                yield None
+            after = position(events[-1])
 
     async def measured(self, events: AsyncIterator[Event | None], transport: str) -> AsyncIterator[Event | None]:
         """The events of one open stream, counted among the open streams, each event's lag measured.
@@ -227,6 +253,12 @@ class Service:
             self._open_streams[transport] -= 1
             self.meter.set("wfsched_open_streams", self._open_streams[transport], transport=transport)
             await events.aclose()  # type: ignore[attr-defined]  # frees the stream's slot at once
+
+    async def _fetch_feed(self, after_id: int, timeout_s: float) -> list[tuple[str, Event]]:
+        return await long_poll(self.progress_actor.feed.remote(after_id, timeout_s))  # type: ignore[no-any-return]
+
+    async def _newest_event_id(self) -> int:
+        return await call(self.progress_actor.last_event_id.remote())  # type: ignore[no-any-return]
 
     async def owned(self, user_id: str, workflow_id: str) -> WorkflowRecord:
         """The workflow's record if the user owns it, else NotFoundError."""
@@ -269,3 +301,11 @@ async def _held(slot: StreamSlot, events: AsyncIterator[Event | None]) -> AsyncI
     finally:
         slot.release()
         await events.aclose()  # type: ignore[attr-defined]
+
+
+def _by_seq(event: Event) -> int:
+    return event.seq
+
+
+def _by_id(event: Event) -> int:
+    return event.id or 0

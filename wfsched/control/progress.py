@@ -1,4 +1,4 @@
-"""ProgressActor: one, named; fans events out to long-polls. A thin shell over ProgressState."""
+"""ProgressActor: one, named; the API replicas' event feed. A thin shell over ProgressState."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class ProgressActor:
     def __init__(self, settings: Settings) -> None:
         # The scheduler is the one writer; this only reads back what a publish missed.
         self._store = SqliteRunStore(settings.db)
-        self.state = ProgressState(self._store.events_after, self._store.user_events_after)
+        self.state = ProgressState(self._store.events_after, self._store.user_events_after, self._store.feed_after)
 
     async def publish(self, events: list[tuple[str, Event]]) -> None:
         self.state.publish(events)
@@ -29,10 +29,20 @@ class ProgressActor:
     async def wait_user(self, user_id: str, after_id: int, timeout_s: float) -> list[Event]:
         return await self.state.wait_user(user_id, after_id, timeout_s)
 
+    async def feed(self, after_id: int, timeout_s: float) -> list[tuple[str, Event]]:
+        """One API replica's subscription: everyone's events after `after_id`, with their owners."""
+        return await self.state.feed(after_id, timeout_s)
+
+    async def last_event_id(self) -> int:
+        """Where a new subscription starts: the newest event there is."""
+        last = self.state.last_feed_id
+        return last if last is not None else self._store.last_event_id()
+
     async def stats(self) -> dict[str, int]:
         """What the fan-out holds now: waiting long-polls, workflows in memory, pending asyncio tasks."""
         return {
             "waiters": self.state.waiters,
+            "feed_waiters": self.state.feed_waiters,
             "workflows_in_memory": self.state.workflows_in_memory,
             "tasks": len(asyncio.all_tasks()),
             "rss_bytes": _rss_bytes(),

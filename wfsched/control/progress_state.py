@@ -1,14 +1,19 @@
-"""The progress fan-out: recent events per workflow and long-poll waiters. No Ray here.
+"""The progress fan-out's hub: everyone's recent events, in order, for the API replicas. No Ray here.
 
-Events are persisted by the scheduler before they are published here. A workflow's recent events
-are kept in memory; older ones, a user's stream of all their workflows, and anything a lost
-publish missed are read back from the store. `wait` is Serve's LongPollHost pattern: a caller
-passes the position it has and gets what is newer at once, or waits for it.
+Events are persisted by the scheduler before they are published here. Each API replica holds one
+long-poll on `feed` (everyone's events after a global id) and fans them out to its own open
+streams, so the work here grows with events and replicas, not with watchers. A stream's history
+(what it missed before it opened) comes once from `wait`/`wait_user` with no wait: a workflow's
+recent events are kept in memory, older ones and a user's are read back from the store, as is
+anything the feed's memory no longer holds or a lost publish missed. The long-polls are Serve's
+LongPollHost pattern: a caller passes the position it has and gets what is newer at once, or
+waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -18,8 +23,16 @@ from wfsched.models.event import Event
 EVENTS_PER_WORKFLOW = 512
 # Workflows kept in memory; the least recently touched is dropped first.
 WORKFLOWS_IN_MEMORY = 2_000
+# Everyone's latest events, for the replicas' feeds: a replica further behind reads the store.
+FEED_EVENTS = 50_000
+# Events one feed call returns at most (a replica far behind catches up in several).
+FEED_BATCH = 5_000
+_FEED = "feed"
 
 ReadAfter = Callable[[str, int], list[Event]]
+ReadFeedAfter = Callable[[int, int], list[tuple[str, Event]]]
+Owned = tuple[str, Event]
+"""An event with its owner's user id."""
 
 
 class _Waiters:
@@ -56,17 +69,56 @@ class _Waiters:
 
 
 class ProgressState:
-    def __init__(self, read_after: ReadAfter, read_user_after: ReadAfter) -> None:
+    def __init__(self, read_after: ReadAfter, read_user_after: ReadAfter, read_feed_after: ReadFeedAfter) -> None:
         self._read_after = read_after
         self._read_user_after = read_user_after
+        self._read_feed_after = read_feed_after
         self._events: OrderedDict[str, list[Event]] = OrderedDict()
+        self._feed: list[Owned] = []
+        self._feed_ids: list[int] = []
         self._workflow_waiters = _Waiters()
         self._user_waiters = _Waiters()
+        self._feed_waiters = _Waiters()
 
     @property
     def waiters(self) -> int:
-        """How many long-polls wait now (a test checks that disconnects leave none behind)."""
+        """How many stream long-polls wait now (a test checks that disconnects leave none behind)."""
         return self._workflow_waiters.total + self._user_waiters.total
+
+    @property
+    def feed_waiters(self) -> int:
+        """How many replica feeds wait now: one per API replica, whatever its streams."""
+        return self._feed_waiters.total
+
+    @property
+    def last_feed_id(self) -> int | None:
+        return self._feed_ids[-1] if self._feed_ids else None
+
+    async def feed(self, after_id: int, timeout_s: float) -> list[Owned]:
+        """Everyone's events after the global `after_id`, in id order: at once if any, else when
+        one comes or at the timeout (then the store is asked, for what a lost publish missed)."""
+        events = self._feed_after(after_id)
+        if events:
+            return events
+        if await self._feed_waiters.wait(_FEED, timeout_s):
+            return self._feed_after(after_id)
+        return self._read_feed_after(after_id, FEED_BATCH)
+
+    def _feed_after(self, after_id: int) -> list[Owned]:
+        if self._feed_ids and self._feed_ids[0] <= after_id + 1:
+            start = bisect.bisect_right(self._feed_ids, after_id)
+            return self._feed[start : start + FEED_BATCH]
+        if self._feed_ids and after_id >= self._feed_ids[-1]:
+            return []
+        return self._read_feed_after(after_id, FEED_BATCH)  # older than memory holds, or none yet
+
+    def _remember_in_feed(self, user_id: str, event: Event) -> None:
+        if event.id is None or (self._feed_ids and event.id <= self._feed_ids[-1]):
+            return  # not persisted (cannot be placed), or already here
+        self._feed.append((user_id, event))
+        self._feed_ids.append(event.id)
+        if len(self._feed) > 2 * FEED_EVENTS:  # trimmed in halves: amortised O(1) a publish
+            del self._feed[:-FEED_EVENTS], self._feed_ids[:-FEED_EVENTS]
 
     @property
     def workflows_in_memory(self) -> int:
@@ -76,8 +128,10 @@ class ProgressState:
         """Take events (each with its owner) that the store already holds; wake their waiters."""
         for user_id, event in events:
             self._remember([event])
+            self._remember_in_feed(user_id, event)
             self._workflow_waiters.wake(event.workflow_id)
             self._user_waiters.wake(user_id)
+        self._feed_waiters.wake(_FEED)
 
     async def wait(self, workflow_id: str, after_seq: int, timeout_s: float) -> list[Event]:
         """A workflow's events after `after_seq`: at once if any, else when one comes or at timeout."""

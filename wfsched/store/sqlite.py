@@ -211,6 +211,17 @@ class SqliteRunStore:
         )
         return [_event(row) for row in rows]
 
+    def feed_after(self, after_id: int, limit: int = 1000) -> list[tuple[str, Event]]:
+        """Everyone's events after the global `after_id`, each with its owner, in id order."""
+        rows = self._db.execute(
+            "SELECT id, workflow_id, user_id, seq, type, ts, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [(row["user_id"], _event(row)) for row in rows]
+
+    def last_event_id(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+
     def close(self) -> None:
         self._db.close()
 

@@ -15,14 +15,14 @@ def event(seq: int, workflow_id: str = "w") -> Event:
 
 
 def test_wait_returns_at_once_when_the_caller_is_behind() -> None:
-    state = ProgressState(lambda wf, after: [], lambda user, after: [])
+    state = ProgressState(lambda wf, after: [], lambda user, after: [], lambda after, limit: [])
     state.publish([("u", event(1)), ("u", event(2))])
     assert [e.seq for e in asyncio.run(state.wait("w", 0, 5))] == [1, 2]
     assert [e.seq for e in asyncio.run(state.wait("w", 1, 5))] == [2]
 
 
 def test_wait_wakes_on_publish_and_leaves_no_waiter_behind() -> None:
-    state = ProgressState(lambda wf, after: [], lambda user, after: [])
+    state = ProgressState(lambda wf, after: [], lambda user, after: [], lambda after, limit: [])
 
     async def scenario() -> list[int]:
         waiter = asyncio.create_task(state.wait("w", 0, 10))
@@ -36,7 +36,7 @@ def test_wait_wakes_on_publish_and_leaves_no_waiter_behind() -> None:
 
 
 def test_a_timed_out_or_cancelled_wait_leaves_nothing_behind() -> None:
-    state = ProgressState(lambda wf, after: [], lambda user, after: [])
+    state = ProgressState(lambda wf, after: [], lambda user, after: [], lambda after, limit: [])
 
     async def scenario() -> None:
         assert await state.wait("w", 0, 0.01) == []
@@ -53,7 +53,7 @@ def test_old_events_and_missed_publishes_come_from_the_store(tmp_path: Path) -> 
     store = SqliteRunStore(tmp_path / "db")
     last = EVENTS_PER_WORKFLOW + 50
     store.save(events=[("u", event(i)) for i in range(1, last + 1)])
-    state = ProgressState(store.events_after, store.user_events_after)
+    state = ProgressState(store.events_after, store.user_events_after, store.feed_after)
     # Nothing was published here (a restart): the store answers, and fills the window.
     assert len(asyncio.run(state.wait("w", 0, 1))) == last
     assert [e.seq for e in asyncio.run(state.wait("w", last - 1, 1))] == [last]
@@ -63,7 +63,7 @@ def test_old_events_and_missed_publishes_come_from_the_store(tmp_path: Path) -> 
 
 def test_a_users_stream_reads_the_store_and_wakes_on_their_publish(tmp_path: Path) -> None:
     store = SqliteRunStore(tmp_path / "db")
-    state = ProgressState(store.events_after, store.user_events_after)
+    state = ProgressState(store.events_after, store.user_events_after, store.feed_after)
     mine, theirs = event(1, "w1"), event(1, "w2")
     store.save(events=[("alice", mine), ("bob", theirs)])
 
@@ -78,3 +78,35 @@ def test_a_users_stream_reads_the_store_and_wakes_on_their_publish(tmp_path: Pat
 
     assert asyncio.run(scenario()) == [2]
     assert state.waiters == 0
+
+
+def test_the_feed_gives_everyones_events_in_id_order_and_reads_the_store_beyond_memory(tmp_path: Path) -> None:
+    store = SqliteRunStore(tmp_path / "db")
+    state = ProgressState(store.events_after, store.user_events_after, store.feed_after)
+    before = [("alice", event(1, "w1")), ("bob", event(1, "w2"))]
+    store.save(events=before)  # persisted before this state existed: only the store has them
+    live = [("bob", event(2, "w2")), ("alice", event(2, "w1"))]
+    store.save(events=live)
+    state.publish(live)
+
+    async def scenario() -> None:
+        everything = await state.feed(0, 1)
+        assert [(user, e.workflow_id, e.seq) for user, e in everything] == [
+            ("alice", "w1", 1),
+            ("bob", "w2", 1),
+            ("bob", "w2", 2),
+            ("alice", "w1", 2),
+        ]
+        newest = everything[-1][1].id or 0
+        assert [e.seq for _, e in await state.feed(newest - 1, 1)] == [2]  # from memory
+        waiter = asyncio.create_task(state.feed(newest, 10))
+        await asyncio.sleep(0.01)
+        assert state.feed_waiters == 1
+        later = [("alice", event(3, "w1"))]
+        store.save(events=later)
+        state.publish(later)
+        assert [(u, e.seq) for u, e in await waiter] == [("alice", 3)]
+        assert await state.feed(later[0][1].id or 0, 0.05) == []  # nothing newer: the store agrees
+
+    asyncio.run(scenario())
+    assert state.feed_waiters == 0
