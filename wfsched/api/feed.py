@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from wfsched.models.event import Event
@@ -32,27 +33,31 @@ class Subscription:
 
     def __init__(self, key: str) -> None:
         self.key = key
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(SUBSCRIPTION_BUFFER)
+        # A deque and an Event, not an asyncio.Queue: a get() cancelled by its timeout at the
+        # moment an item arrives can lose that item (wait_for's race); waiting on an Event can't.
+        self._events: deque[Event] = deque()
+        self._arrived = asyncio.Event()
         self.overflowed = False
         """Events were dropped: the stream must read its history again from where it is."""
 
     def offer(self, event: Event) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if len(self._events) >= SUBSCRIPTION_BUFFER:
             self.overflowed = True
+            return
+        self._events.append(event)
+        self._arrived.set()
 
     async def next(self, timeout_s: float) -> Event | None:
         """The next event, or None if none came within `timeout_s` (a heartbeat's turn)."""
-        try:
-            return await asyncio.wait_for(self._queue.get(), timeout_s)
-        except TimeoutError:
-            return None
+        if not self._events:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout_s)
+        return self._events.popleft() if self._events else None
 
     def drain(self) -> None:
         """Forget what is buffered (after an overflow, the history read replaces it)."""
-        while not self._queue.empty():
-            self._queue.get_nowait()
+        self._events.clear()
         self.overflowed = False
 
 

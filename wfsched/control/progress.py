@@ -18,7 +18,12 @@ class ProgressActor:
     def __init__(self, settings: Settings) -> None:
         # The scheduler is the one writer; this only reads back what a publish missed.
         self._store = SqliteRunStore(settings.db)
-        self.state = ProgressState(self._store.events_after, self._store.user_events_after, self._store.feed_after)
+        self.state = ProgressState(
+            self._store.events_after,
+            self._store.user_events_after,
+            self._store.feed_after,
+            last_event_id=self._store.last_event_id(),
+        )
 
     async def publish(self, events: list[tuple[str, Event]]) -> None:
         self.state.publish(events)
@@ -35,8 +40,7 @@ class ProgressActor:
 
     async def last_event_id(self) -> int:
         """Where a new subscription starts: the newest event there is."""
-        last = self.state.last_feed_id
-        return last if last is not None else self._store.last_event_id()
+        return self.state.last_feed_id
 
     async def stats(self) -> dict[str, int]:
         """What the fan-out holds now: waiting long-polls, workflows in memory, pending asyncio tasks."""

@@ -69,13 +69,18 @@ class _Waiters:
 
 
 class ProgressState:
-    def __init__(self, read_after: ReadAfter, read_user_after: ReadAfter, read_feed_after: ReadFeedAfter) -> None:
+    def __init__(
+        self, read_after: ReadAfter, read_user_after: ReadAfter, read_feed_after: ReadFeedAfter, last_event_id: int = 0
+    ) -> None:
         self._read_after = read_after
         self._read_user_after = read_user_after
         self._read_feed_after = read_feed_after
         self._events: OrderedDict[str, list[Event]] = OrderedDict()
         self._feed: list[Owned] = []
         self._feed_ids: list[int] = []
+        # The feed holds ids up to here without a gap; `_early` the ones that came ahead of it.
+        self._feed_base = last_event_id
+        self._early: dict[int, Owned] = {}
         self._workflow_waiters = _Waiters()
         self._user_waiters = _Waiters()
         self._feed_waiters = _Waiters()
@@ -91,8 +96,13 @@ class ProgressState:
         return self._feed_waiters.total
 
     @property
-    def last_feed_id(self) -> int | None:
-        return self._feed_ids[-1] if self._feed_ids else None
+    def workflows_in_memory(self) -> int:
+        return len(self._events)
+
+    @property
+    def last_feed_id(self) -> int:
+        """The newest id up to which the feed has every event (what the store held at the start, if none since)."""
+        return self._feed_base
 
     async def feed(self, after_id: int, timeout_s: float) -> list[Owned]:
         """Everyone's events after the global `after_id`, in id order: at once if any, else when
@@ -102,6 +112,8 @@ class ProgressState:
             return events
         if await self._feed_waiters.wait(_FEED, timeout_s):
             return self._feed_after(after_id)
+        if self._early:
+            self._fill_gap()  # quiet for a whole timeout with events held back: one is lost
         return self._read_feed_after(after_id, FEED_BATCH)
 
     def _feed_after(self, after_id: int) -> list[Owned]:
@@ -113,16 +125,30 @@ class ProgressState:
         return self._read_feed_after(after_id, FEED_BATCH)  # older than memory holds, or none yet
 
     def _remember_in_feed(self, user_id: str, event: Event) -> None:
-        if event.id is None or (self._feed_ids and event.id <= self._feed_ids[-1]):
+        """Keep the feed's ids contiguous. Ids come from one writer without gaps, but calls to an
+        async actor may run out of order: an event ahead of a missing one waits for it, so a
+        replica that read past an id never misses an event that arrives late."""
+        if event.id is None or event.id <= self._feed_base or event.id in self._early:
             return  # not persisted (cannot be placed), or already here
-        self._feed.append((user_id, event))
-        self._feed_ids.append(event.id)
+        self._early[event.id] = (user_id, event)
+        while self._feed_base + 1 in self._early:
+            self._feed_base += 1
+            self._feed.append(self._early.pop(self._feed_base))
+            self._feed_ids.append(self._feed_base)
         if len(self._feed) > 2 * FEED_EVENTS:  # trimmed in halves: amortised O(1) a publish
             del self._feed[:-FEED_EVENTS], self._feed_ids[:-FEED_EVENTS]
+        if len(self._early) > FEED_BATCH:
+            self._fill_gap()
 
-    @property
-    def workflows_in_memory(self) -> int:
-        return len(self._events)
+    def _fill_gap(self) -> None:
+        """An id that never came (a publish lost to a restart): take what follows from the store."""
+        for user_id, event in self._read_feed_after(self._feed_base, FEED_BATCH):
+            self._early.setdefault(event.id or 0, (user_id, event))
+        self._early = {i: e for i, e in self._early.items() if i > self._feed_base}
+        while self._feed_base + 1 in self._early:
+            self._feed_base += 1
+            self._feed.append(self._early.pop(self._feed_base))
+            self._feed_ids.append(self._feed_base)
 
     def publish(self, events: list[tuple[str, Event]]) -> None:
         """Take events (each with its owner) that the store already holds; wake their waiters."""

@@ -110,3 +110,26 @@ def test_the_feed_gives_everyones_events_in_id_order_and_reads_the_store_beyond_
 
     asyncio.run(scenario())
     assert state.feed_waiters == 0
+
+
+def test_the_feed_holds_back_events_that_arrive_ahead_of_an_earlier_one() -> None:
+    """Calls to an async actor may run out of order; a replica must never read past a missing id."""
+    state = ProgressState(lambda wf, after: [], lambda user, after: [], lambda after, limit: [], last_event_id=10)
+    first, second, third = (event(seq) for seq in (1, 2, 3))
+    first.id, second.id, third.id = 11, 12, 13
+    state.publish([("u", second), ("u", third)])  # 11 has not come yet
+    assert asyncio.run(state.feed(10, 0.01)) == []
+    state.publish([("u", first)])
+    assert [e.id for _, e in asyncio.run(state.feed(10, 0.01))] == [11, 12, 13]
+    assert state.last_feed_id == 13
+
+
+def test_an_id_that_never_comes_is_taken_from_the_store(tmp_path: Path) -> None:
+    store = SqliteRunStore(tmp_path / "db")
+    events = [("u", event(seq)) for seq in (1, 2, 3)]
+    store.save(events=events)
+    state = ProgressState(store.events_after, store.user_events_after, store.feed_after)
+    state.publish(events[1:])  # the publish of the first was lost (a restart)
+    got = asyncio.run(state.feed(0, 0.01))
+    assert [e.seq for _, e in got] == [1, 2, 3]
+    assert [e.seq for _, e in asyncio.run(state.feed(1, 0.01))] == [2, 3]  # the feed is whole again
