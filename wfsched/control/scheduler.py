@@ -17,6 +17,7 @@ from wfsched.control.quota import SubmitLimits
 from wfsched.control.scheduler_state import IdempotencyKey, Outcome, SchedulerState
 from wfsched.models.event import Event
 from wfsched.models.state import JobRecord, WorkflowRecord, WorkflowStatus
+from wfsched.observe import logs
 from wfsched.store.keys import ApiKeyStore
 from wfsched.store.sqlite import SqliteRunStore
 
@@ -34,6 +35,7 @@ class SchedulerActor:
     """
 
     def __init__(self, settings: Settings) -> None:
+        logs.install()
         self.settings = settings
         self.state = SchedulerState(
             SqliteRunStore(settings.db),
@@ -67,10 +69,13 @@ class SchedulerActor:
         name: str,
         jobs: list[JobRecord],
         idempotency: IdempotencyKey | None = None,
+        request_id: str | None = None,
     ) -> WorkflowRecord:
         self._ensure_reconciler()
-        record, outcome = self.state.submit(workflow_id, user_id, name, jobs, idempotency)
-        self._apply(outcome)
+        with logs.log_context(request_id=request_id, tenant=user_id, workflow_id=workflow_id):
+            record, outcome = self.state.submit(workflow_id, user_id, name, jobs, idempotency, request_id)
+            log.info("workflow %s of %s: %s, %d jobs", workflow_id, user_id, record.status, len(jobs))
+            self._apply(outcome)
         return record
 
     async def cancel(self, user_id: str, workflow_id: str) -> WorkflowRecord:
