@@ -81,12 +81,13 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
         if settings.address is None:
             logs.prepare_ray_environment(settings.log_level)
         options = {
-            "logging_config": logs.ray_logging_config(settings.log_level),
+            "job_config": logs.ray_job_config(settings.log_level),
             "log_to_driver": settings.log_level == "debug",
+            # The driver's own "ray" logger: its start-up lines only at debug.
+            "logging_level": logging.INFO if settings.log_level == "debug" else logging.WARNING,
             **(ray_init_options or {}),
         }
-        with logs.driver_logging_kept():
-            context = ray.init(address=address, namespace=settings.namespace, **options)
+        context = ray.init(address=address, namespace=settings.namespace, **options)
         dashboard_url = context.dashboard_url and f"http://{context.dashboard_url}"
     # Serve's controller and proxy; the app's replicas get theirs from build_app.
     serve_logging = logs.serve_logging_config(settings.log_level)
@@ -95,6 +96,11 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
 
     serve.run(build_app(settings), name=SERVE_APP_NAME, route_prefix="/")
     log.debug("wfsched is serving on http://%s:%d (database %s)", settings.host, settings.port, settings.db)
+    return endpoints(settings, dashboard_url)
+
+
+def endpoints(settings: Settings, dashboard_url: str | None = None) -> Endpoints:
+    """Where the service this process runs (or joined) and its tools are."""
     return Endpoints(
         url=f"http://{settings.host}:{settings.port}",
         dashboard_url=dashboard_url,
@@ -133,9 +139,9 @@ def serve_until_interrupted(settings: Settings) -> int:
             signal.signal(sig, lambda *_: stopping.set())
 
     listen()
-    endpoints = None
+    started = None
     try:
-        endpoints = start(settings)
+        started = start(settings)
     except ConflictError as error:
         print(f"wfsched: {error}", file=sys.stderr, flush=True)
         return 1
@@ -145,8 +151,8 @@ def serve_until_interrupted(settings: Settings) -> int:
         stopping.set()
     # Ours again, in place of ray.init's, so that SIGTERM stops as Ctrl-C does.
     listen()
-    if endpoints is not None and not stopping.is_set():
-        print(f"wfsched: serving on {endpoints.url}  (Ctrl-C stops)", *endpoints.lines(), sep="\n", flush=True)
+    if started is not None and not stopping.is_set():
+        print(f"wfsched: serving on {started.url}  (Ctrl-C stops)", *started.lines(), sep="\n", flush=True)
     stopping.wait()
     print("wfsched: stopping", flush=True)
     stop()

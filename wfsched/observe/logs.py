@@ -1,8 +1,8 @@
 """Structured logs that say which request, tenant, workflow and job they are about; a quiet console.
 
 Every Ray process of the service writes JSON lines into the session's log folder
-(`<session>/logs`): wfsched's own lines through Ray's `LoggingConfig(encoding="JSON")`, which
-`ray.init` sets for every worker of the job (`worker-*.err`, one file per process), and Serve's
+(`<session>/logs`): wfsched's own lines through Ray's `LoggingConfig(encoding="JSON")`, set at
+`ray.init` for every worker of the job (`worker-*.err`, one file per process), and Serve's
 lines (its proxy, controller and replicas, access lines included) through Serve's logging config
 (`serve/*.log`). Each of wfsched's lines carries, where they apply:
 
@@ -54,9 +54,16 @@ PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 SERVE_STDERR_ENV = "RAY_SERVE_LOG_TO_STDERR"
 
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# Loggers whose INFO lines are per-request or start-up chatter: the console shows only their
-# warnings, unless at debug. (`ray.serve` has a level of its own, set when Serve is imported.)
-CHATTY_LOGGERS = ("httpx", "httpcore", "ray", "ray.serve")
+# Loggers whose lines below these levels are per-request or start-up chatter: the console shows
+# them only at debug. (`ray.serve` has a level of its own, set when Serve is imported.)
+CHATTY_LOGGERS = {
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "ray": logging.WARNING,
+    "ray.serve": logging.WARNING,
+    # Says at every start that Ray's token authentication is on, as it is by default: nothing to do.
+    "ray._private.authentication.authentication_token_setup": logging.ERROR,
+}
 
 _context: ContextVar[Mapping[str, str]] = ContextVar("wfsched_log_context", default=MappingProxyType({}))
 
@@ -189,11 +196,19 @@ def install() -> None:
 # ---- Ray and Serve ----------------------------------------------------------------------------
 
 
-def ray_logging_config(level: str) -> ray.LoggingConfig:
-    """JSON lines at `level` for every worker of the job (pass to `ray.init`), with the logger's name."""
+def ray_job_config(level: str) -> ray.job_config.JobConfig:
+    """For `ray.init(job_config=...)`: every worker of the job logs JSON lines from `level` on.
+
+    This is what `ray.init(logging_config=...)` sets for the workers, without what it also does
+    to the calling process: there it would turn the console's own lines into JSON.
+    """
     import ray
 
-    return ray.LoggingConfig(encoding="JSON", log_level=level.upper(), additional_log_standard_attrs=["name"])
+    job_config = ray.job_config.JobConfig()
+    job_config.set_py_logging_config(
+        ray.LoggingConfig(encoding="JSON", log_level=level.upper(), additional_log_standard_attrs=["name"])
+    )
+    return job_config
 
 
 def serve_logging_config(level: str) -> dict[str, Any]:
@@ -210,21 +225,6 @@ def prepare_ray_environment(level: str) -> None:
     """
     os.environ.setdefault(PROXY_CALLBACK_ENV, PROXY_CALLBACK)
     os.environ.setdefault(SERVE_STDERR_ENV, "1" if level == "debug" else "0")
-
-
-@contextlib.contextmanager
-def driver_logging_kept() -> Iterator[None]:
-    """Around `ray.init(logging_config=...)`: the JSON config is for the workers; this process
-    keeps its own handlers and levels (a console stays readable, a test's capture stays in place)."""
-    root, ray_logger = logging.getLogger(), logging.getLogger("ray")
-    kept = (root.handlers[:], root.level, ray_logger.handlers[:], ray_logger.level, ray_logger.propagate)
-    try:
-        yield
-    finally:
-        root.handlers[:], ray_logger.handlers[:] = kept[0], kept[2]
-        root.setLevel(kept[1])
-        ray_logger.setLevel(kept[3])
-        ray_logger.propagate = kept[4]
 
 
 def session_logs_dir() -> Path:
@@ -268,5 +268,5 @@ def console(level: str = "info") -> None:
     handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for name in CHATTY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+    for name, quiet_level in CHATTY_LOGGERS.items():
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else quiet_level)

@@ -167,14 +167,3 @@ def test_the_console_hides_client_and_ray_chatter_unless_at_debug(capfd: pytest.
     logs.console("debug")
     logging.getLogger("httpx").info('HTTP Request: GET http://x/api "HTTP/1.1 200 OK"')
     assert "HTTP Request" in capfd.readouterr().err
-
-
-def test_the_driver_keeps_its_own_handlers_and_levels_around_ray_init() -> None:
-    root, ray_logger = logging.getLogger(), logging.getLogger("ray")
-    before = (root.handlers[:], root.level, ray_logger.handlers[:], ray_logger.level, ray_logger.propagate)
-    with logs.driver_logging_kept():  # what ray.init(logging_config=...) does to the calling process
-        root.addHandler(logging.NullHandler())
-        root.setLevel(logging.DEBUG)
-        ray_logger.handlers[:] = [logging.NullHandler()]
-        ray_logger.propagate = False
-    assert (root.handlers, root.level, ray_logger.handlers, ray_logger.level, ray_logger.propagate) == before
