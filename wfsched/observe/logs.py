@@ -176,10 +176,12 @@ class ContextFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        ray_job_id = record.__dict__.pop("job_id", None)
-        if ray_job_id is not None:
-            record.__dict__.setdefault("ray_job_id", ray_job_id)
-        record.__dict__.update(_context.get())
+        ours = _context.get()
+        job_id = record.__dict__.get("job_id")
+        # A record goes through this once per handler: a job id that is not ours is Ray's, set anew.
+        if job_id is not None and job_id != ours.get("job_id"):
+            record.__dict__["ray_job_id"] = record.__dict__.pop("job_id")
+        record.__dict__.update(ours)
         return True
 
 

@@ -104,6 +104,9 @@ def json_lines() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     handler.addFilter(CoreContextFilter())
     handler.addFilter(RayJobId())
     root = logging.getLogger()
+    others = [logging.StreamHandler(io.StringIO()) for _ in range(2)]
+    for other in others:  # more handlers with the filter (as under pytest): a record goes through it thrice
+        root.addHandler(other)
     root.addHandler(handler)
     logs.install()
     logs.install()  # once per handler, however often a process calls it
@@ -113,7 +116,8 @@ def json_lines() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     try:
         yield logger, out
     finally:
-        root.removeHandler(handler)
+        for added in (*others, handler):
+            root.removeHandler(added)
 
 
 def test_a_json_line_carries_the_fields_and_ray_keeps_its_job_id_apart(
