@@ -314,7 +314,7 @@ class SchedulerState:
     def _event(self, run: WorkflowRun, kind: EventType, data: dict[str, Any], changes: _Changes) -> None:
         self._seq[run.workflow_id] = self._seq.get(run.workflow_id, 0) + 1
         if self._seq[run.workflow_id] == 1 and run.record.request_id:
-            data = {**data, "request_id": run.record.request_id}  # leads from a log line to the workflow
+            data = {**data, "request_id": run.record.request_id}  # from the workflow to its log lines
         event = Event(
             workflow_id=run.workflow_id, seq=self._seq[run.workflow_id], type=kind, ts=self.clock(), data=data
         )
