@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     reconcile_interval_s: NonNegative = 5.0
     # A comment line on idle streams this often keeps proxies from closing them (~15 s is common).
     heartbeat_s: NonNegative = 15.0
+    # JSON log lines of every Ray process from this level; `debug` also puts them, Serve's access lines
+    # and the HTTP client's lines on the console (observe/logs.py).
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Signs stream tokens (browsers cannot send X-User-ID on EventSource/WebSocket). Random per
     # start unless set: every replica gets this same object, and tokens live minutes only.
     stream_token_secret: str = Field(default_factory=lambda: secrets.token_hex(32), repr=False)

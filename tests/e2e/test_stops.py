@@ -16,6 +16,10 @@ import pytest
 from tests.e2e.test_restart import job, running_service, runs
 from tests.support.service import ROOT, TEST_JOB_MODULE, Api, free_port
 
+# `wfsched serve` from start to stop: "serving on", five lines of where things are, "stopping",
+# and room for a warning or two (Serve's slow shutdown on a loaded machine).
+QUIET_CONSOLE_LINES = 15
+
 
 def service_env(tmp_path: Path, port: int) -> dict[str, str]:
     data_dir = tmp_path / "data"
@@ -47,6 +51,9 @@ def test_sigterm_stops_cleanly_and_the_running_job_resumes_on_the_next_start(tmp
     output = log.read_text(errors="replace")
     assert "wfsched: stopping" in output, output[-3000:]
     assert exit_status == 0, output[-3000:]
+    # A quiet console: where things are, no access lines (the health polls), no JSON log lines.
+    assert "/docs" in output and "GET /healthz" not in output and '{"asctime"' not in output, output[-3000:]
+    assert len(output.splitlines()) < QUIET_CONSOLE_LINES, output[-3000:]
     with running_service(env, tmp_path / "second.log"):
         release.write_text("go")
         assert api.wait(workflow_id, timeout_s=120)["status"] == "succeeded"

@@ -17,6 +17,7 @@ from wfsched.api.routes import artifacts, deps, jobs, progress, streams, workflo
 from wfsched.api.routes.deps import ServiceDep
 from wfsched.api.tenancy import user_id
 from wfsched.models.state import FINISHED_JOB, FINISHED_WORKFLOW
+from wfsched.observe.logs import RequestLogContext
 
 WEB_DIR = Path(wfsched.__file__).parent / "web"
 
@@ -43,6 +44,7 @@ def create_app() -> FastAPI:
     app.mount("/web", StaticFiles(directory=WEB_DIR, check_dir=False), name="web")
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=deps.max_body_bytes)
+    app.add_middleware(RequestLogContext)
     return app
 
 

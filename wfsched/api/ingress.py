@@ -11,6 +11,7 @@ from wfsched.api.app import create_app
 from wfsched.api.routes import deps
 from wfsched.api.service import Service
 from wfsched.config import Settings
+from wfsched.observe import logs
 
 fastapi_app = create_app()
 
@@ -22,12 +23,15 @@ MAX_ONGOING_REQUESTS = 1_000
 @serve.ingress(fastapi_app)
 class Api:
     def __init__(self, settings: Settings) -> None:
+        logs.install()
         deps.install(Service(settings))
 
 
 def build_app(settings: Settings) -> Application:
     return Api.options(  # type: ignore[attr-defined,no-any-return]
-        num_replicas=settings.api_replicas, ray_actor_options={"num_cpus": settings.api_num_cpus}
+        num_replicas=settings.api_replicas,
+        ray_actor_options={"num_cpus": settings.api_num_cpus},
+        logging_config=logs.serve_logging_config(settings.log_level),
     ).bind(settings)
 
 

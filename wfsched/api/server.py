@@ -8,6 +8,8 @@ import signal
 import socket
 import sys
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -15,6 +17,7 @@ from ray import serve
 
 from wfsched.config import Settings
 from wfsched.exceptions import ConflictError
+from wfsched.observe import logs
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +43,79 @@ def ensure_port_free(host: str, port: int) -> None:
             ) from error
 
 
-def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) -> None:
-    """Start (or join) Ray and run the Serve app on settings.host:settings.port.
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a started service and its tools are: what the console tells a person."""
+
+    url: str
+    dashboard_url: str | None
+    metrics_url: str | None
+    logs_dir: Path | None
+
+    def lines(self) -> list[str]:
+        rows = {
+            "web page": f"{self.url}/",
+            "API docs": f"{self.url}/docs",
+            "dashboard": self.dashboard_url and f"{self.dashboard_url}  (Ray)",
+            "metrics": self.metrics_url and f"{self.metrics_url}  (Prometheus, this node's Ray agent)",
+            "logs": self.logs_dir and f"{self.logs_dir}  (JSON lines; README: Following a request)",
+        }
+        return [f"  {name:<10} {where}" for name, where in rows.items() if where]
+
+
+def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) -> Endpoints:
+    """Start (or join) Ray and run the Serve app on settings.host:settings.port; where things are.
 
     Raises ConflictError before starting anything when this process would start Ray and Serve
     on a port another process holds. (Joining a cluster, the port is the cluster's Serve's.)
+    Every Ray process logs JSON lines at `settings.log_level` (observe/logs.py); only at debug do
+    they reach this process's console.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized() and settings.address is None:
         ensure_port_free(settings.host, settings.port)
+    dashboard_url = None
     if not ray.is_initialized():
         # "local" always starts a new Ray here, never joins one found by chance.
         address = settings.address or "local"
-        ray.init(address=address, namespace=settings.namespace, **(ray_init_options or {}))
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+        if settings.address is None:
+            logs.prepare_ray_environment(settings.log_level)
+        options = {
+            "job_config": logs.ray_job_config(settings.log_level),
+            "log_to_driver": settings.log_level == "debug",
+            # The driver's own "ray" logger: its start-up lines only at debug.
+            "logging_level": logging.INFO if settings.log_level == "debug" else logging.WARNING,
+            **(ray_init_options or {}),
+        }
+        context = ray.init(address=address, namespace=settings.namespace, **options)
+        dashboard_url = context.dashboard_url and f"http://{context.dashboard_url}"
+    # Serve's controller and proxy; the app's replicas get theirs from build_app.
+    serve_logging = logs.serve_logging_config(settings.log_level)
+    serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=serve_logging)
     from wfsched.api.ingress import build_app
 
     serve.run(build_app(settings), name=SERVE_APP_NAME, route_prefix="/")
-    log.info("wfsched is serving on http://%s:%d (database %s)", settings.host, settings.port, settings.db)
+    log.debug("wfsched is serving on http://%s:%d (database %s)", settings.host, settings.port, settings.db)
+    return endpoints(settings, dashboard_url)
+
+
+def endpoints(settings: Settings, dashboard_url: str | None = None) -> Endpoints:
+    """Where the service this process runs (or joined) and its tools are."""
+    return Endpoints(
+        url=f"http://{settings.host}:{settings.port}",
+        dashboard_url=dashboard_url,
+        metrics_url=_metrics_url(),
+        logs_dir=logs.session_logs_dir(),
+    )
+
+
+def _metrics_url() -> str | None:
+    """The Prometheus endpoint of the Ray agent on this node, where wfsched's series are too."""
+    here = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():
+        if node.get("NodeID") == here and node.get("MetricsExportPort"):
+            return f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+    return None
 
 
 def stop() -> None:
@@ -81,8 +139,9 @@ def serve_until_interrupted(settings: Settings) -> int:
             signal.signal(sig, lambda *_: stopping.set())
 
     listen()
+    started = None
     try:
-        start(settings)
+        started = start(settings)
     except ConflictError as error:
         print(f"wfsched: {error}", file=sys.stderr, flush=True)
         return 1
@@ -92,8 +151,8 @@ def serve_until_interrupted(settings: Settings) -> int:
         stopping.set()
     # Ours again, in place of ray.init's, so that SIGTERM stops as Ctrl-C does.
     listen()
-    if not stopping.is_set():
-        print(f"wfsched: serving on http://{settings.host}:{settings.port}  (Ctrl-C stops)", flush=True)
+    if started is not None and not stopping.is_set():
+        print(f"wfsched: serving on {started.url}  (Ctrl-C stops)", *started.lines(), sep="\n", flush=True)
     stopping.wait()
     print("wfsched: stopping", flush=True)
     stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections import Counter
@@ -36,12 +37,14 @@ from wfsched.models.state import (
     WorkflowStatus,
 )
 from wfsched.models.workflow import WorkflowSubmission
+from wfsched.observe import logs
 from wfsched.observe.metrics import Meter
 from wfsched.store.keys import hash_key
 from wfsched.store.paths import file_in, job_output_dir, resolve_in_data_roots
 from wfsched.types import Handle
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 # Keys a replica remembers at most: far more than the labs and platform teams that call one.
 API_KEY_CACHE_SIZE = 1024
 
@@ -115,7 +118,14 @@ class Service:
         workflow_id = uuid.uuid4().hex
         jobs = workflow.job_records(workflow_id, params, resolved)
         idempotency = None if idempotency_key is None else (idempotency_key, _body_sha256(workflow))
-        return await call(self.scheduler.submit.remote(workflow_id, user_id, workflow.name, jobs, idempotency))
+        # The request's id (the app's RequestLogContext set it) goes with the call: Ray would not carry it.
+        request_id = logs.request_id()
+        with logs.log_context(tenant=user_id, workflow_id=workflow_id):
+            log.info("submitting workflow %s: %d jobs", workflow_id, len(jobs))
+        accepted: WorkflowRecord = await call(
+            self.scheduler.submit.remote(workflow_id, user_id, workflow.name, jobs, idempotency, request_id)
+        )
+        return accepted
 
     async def list_workflows(
         self, user_id: str, status: WorkflowStatus | None, cursor: str | None, limit: int

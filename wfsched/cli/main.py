@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from wfsched.cli.client import ApiError
 from wfsched.cli.commands import EXIT_ERROR, add_client_commands
 from wfsched.config import Settings
 from wfsched.exceptions import WfschedError
+from wfsched.observe import logs
 from wfsched.store.keys import ApiKeyStore
 
 app = typer.Typer(
@@ -29,6 +29,14 @@ app = typer.Typer(
 keys = typer.Typer(help="make, list and revoke API keys (auth_mode api_key), in the database", no_args_is_help=True)
 
 Db = Annotated[Path | None, typer.Option(help="the service's SQLite file (WFSCHED_DB)", show_default=False)]
+LogLevel = Annotated[
+    str | None,
+    typer.Option(
+        help="debug, info, warning or error (WFSCHED_LOG_LEVEL; default info): of the JSON log lines; "
+        "debug also shows Ray's, Serve's and each request's lines here",
+        show_default=False,
+    ),
+]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -37,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     Errors a user can act on (the API's answer, a service out of reach, a bad setting) end as one
     line and EXIT_ERROR, as usage errors do.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.console()
     try:
         app(args=argv, prog_name="wfsched")
     except httpx.TransportError as error:
@@ -66,11 +74,13 @@ def serve(
     address: Annotated[
         str | None, typer.Option(help="join this Ray cluster (e.g. auto) instead of starting one (WFSCHED_ADDRESS)")
     ] = None,
+    log_level: LogLevel = None,
 ) -> None:
     """run the service locally (or on a Ray cluster) until interrupted"""
     from wfsched.api.server import serve_until_interrupted
 
     settings = Settings.from_env(
+        log_level=log_level,
         host=host,
         port=port,
         db=db,
@@ -79,6 +89,7 @@ def serve(
         max_active_users=max_active_users,
         address=address,
     )
+    logs.console(settings.log_level)  # after Serve's import, which sets its logger's level
     raise typer.Exit(serve_until_interrupted(settings))
 
 
@@ -96,11 +107,14 @@ def fetch() -> None:
 @app.command()
 def demo(
     port: Annotated[int | None, typer.Option(min=1, max=65_535, help="HTTP port (WFSCHED_PORT; default 8000)")] = None,
+    log_level: LogLevel = None,
 ) -> None:
     """fetch, start the embedded service, segment the sample slide, stop"""
     from wfsched.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(Settings.from_env(port=port)))
+    settings = Settings.from_env(port=port, log_level=log_level)
+    logs.console(settings.log_level)  # after Serve's import, which sets its logger's level
+    raise typer.Exit(run_demo(settings))
 
 
 @keys.command("create")

@@ -67,8 +67,9 @@ class ProgressBoard:
     Use it as a context manager, so the terminal's live display ends cleanly.
     """
 
-    def __init__(self, workflow: WorkflowDetail, out: TextIO = sys.stdout) -> None:
-        self.console = Console(file=out, highlight=False)
+    def __init__(self, workflow: WorkflowDetail, out: TextIO | None = None) -> None:
+        # sys.stdout as it is now (not at import): a redirection or a test's capture made since counts.
+        self.console = Console(file=out or sys.stdout, highlight=False)
         self.status = str(workflow.status)
         self.queue_position = workflow.queue_position
         self.lines = {

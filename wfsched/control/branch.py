@@ -20,6 +20,7 @@ from wfsched.control import actors
 from wfsched.control.executor import JobExecutor
 from wfsched.control.messages import Command, Report, StartJob
 from wfsched.jobs.registry import load_job_types
+from wfsched.observe import logs
 from wfsched.types import Handle
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ MAX_REPORTS_PER_CALL = 64
 @ray.remote(max_concurrency=MAX_CONCURRENT_CALLS)  # type: ignore[call-overload]
 class BranchActor:
     def __init__(self, settings: Settings) -> None:
+        logs.install()
         self.settings = settings
         self._scheduler: Handle | None = None
         self._outbox: queue.SimpleQueue[Report] = queue.SimpleQueue()

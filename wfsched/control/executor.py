@@ -22,6 +22,7 @@ from wfsched.control.messages import JobReport, ProgressReport, Report, StartJob
 from wfsched.exceptions import JobCancelledError, WfschedError
 from wfsched.jobs.registry import JobContext, JobType, UpstreamJob
 from wfsched.models.state import JobRecord, JobResult, JobStatus
+from wfsched.observe import logs
 from wfsched.store.paths import job_output_dir
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class JobExecutor:
         with self._lock:
             report = self._reports.get(key)
             if report is None and command.then is not None:
-                self._then[key] = StartJob(command.user_id, command.then, upstream=[])
+                self._then[key] = StartJob(command.user_id, command.then, upstream=[], request_id=command.request_id)
             if key in self._running:
                 return
             if report is None:
@@ -71,7 +72,7 @@ class JobExecutor:
         if report is not None:
             self.on_report(report)
             return
-        self._threads.submit(self._run, command, cancel)
+        self._threads.submit(self._run_in_context, command, cancel)
 
     def stop(self, workflow_id: str, job_id: str) -> bool:
         """Tell a running job to stop, or drop it as a continuation not yet started; True if running."""
@@ -87,6 +88,19 @@ class JobExecutor:
         """Keys of jobs running here or finished and remembered."""
         with self._lock:
             return [*self._running, *self._reports]
+
+    def _run_in_context(self, command: StartJob, cancel: threading.Event) -> None:
+        """`_run`, every line logged meanwhile in this thread carrying the job's fields (observe/logs.py)."""
+        job = command.job
+        key = (job.workflow_id, job.job_id)
+        tenant, workflow_id = command.user_id, job.workflow_id
+        with logs.log_context(request_id=command.request_id, tenant=tenant, workflow_id=workflow_id, job_id=job.job_id):
+            log.info("job %s (%s) started on branch %s", job.job_id, job.job_type, job.branch)
+            self._run(command, cancel)
+            with self._lock:
+                report = self._reports.get(key)
+            if report is not None:
+                log.info("job %s %s in %.1f s", job.job_id, report.status, report.finished_at - report.started_at)
 
     def _run(self, command: StartJob, cancel: threading.Event) -> None:
         job = command.job
@@ -128,6 +142,7 @@ class JobExecutor:
             output_dir=job_output_dir(self.settings.results_dir, command.user_id, job.workflow_id, job.job_id),
             upstream={u.job_id: self._upstream(command.user_id, u) for u in command.upstream},
             cancel_event=cancel,
+            request_id=command.request_id,
             on_progress=lambda done, total: self.on_report(ProgressReport(job.workflow_id, job.job_id, done, total)),
         )
         context.check_cancelled()

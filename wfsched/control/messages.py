@@ -22,6 +22,8 @@ class StartJob:
     job: JobRecord
     upstream: list[JobRecord]
     then: JobRecord | None = None
+    # The X-Request-ID of the workflow's submission, for the lane's and its tasks' log lines.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

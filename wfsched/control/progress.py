@@ -10,12 +10,14 @@ import ray
 from wfsched.config import Settings
 from wfsched.control.progress_state import ProgressState
 from wfsched.models.event import Event
+from wfsched.observe import logs
 from wfsched.store.sqlite import SqliteRunStore
 
 
 @ray.remote
 class ProgressActor:
     def __init__(self, settings: Settings) -> None:
+        logs.install()
         # The scheduler is the one writer; this only reads back what a publish missed.
         self._store = SqliteRunStore(settings.db)
         self.state = ProgressState(

@@ -17,6 +17,7 @@ from wfsched.control.quota import SubmitLimits
 from wfsched.control.scheduler_state import Admitted, Gauges, IdempotencyKey, Measure, Outcome, SchedulerState
 from wfsched.models.event import Event
 from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
+from wfsched.observe import logs
 from wfsched.observe.metrics import Meter
 from wfsched.store.keys import ApiKeyStore
 from wfsched.store.sqlite import SqliteRunStore
@@ -37,6 +38,7 @@ class SchedulerActor:
     """
 
     def __init__(self, settings: Settings) -> None:
+        logs.install()
         self.settings = settings
         self.state = SchedulerState(
             SqliteRunStore(settings.db),
@@ -72,10 +74,13 @@ class SchedulerActor:
         name: str,
         jobs: list[JobRecord],
         idempotency: IdempotencyKey | None = None,
+        request_id: str | None = None,
     ) -> WorkflowRecord:
         self._ensure_reconciler()
-        record, outcome = self.state.submit(workflow_id, user_id, name, jobs, idempotency)
-        self._apply(outcome)
+        with logs.log_context(request_id=request_id, tenant=user_id, workflow_id=workflow_id):
+            record, outcome = self.state.submit(workflow_id, user_id, name, jobs, idempotency, request_id)
+            log.info("workflow %s of %s: %s, %d jobs", workflow_id, user_id, record.status, len(jobs))
+            self._apply(outcome)
         return record
 
     async def cancel(self, user_id: str, workflow_id: str) -> WorkflowRecord:

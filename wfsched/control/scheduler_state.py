@@ -147,12 +147,14 @@ class SchedulerState:
         name: str,
         jobs: list[JobRecord],
         idempotency: IdempotencyKey | None = None,
+        request_id: str | None = None,
     ) -> tuple[WorkflowRecord, Outcome]:
         """Accept a validated workflow; idempotent on workflow_id (a retried call returns the same).
 
         With an idempotency key (the client's key and the body's hash), a repeat within the key's
         lifetime gets the first answer again, and the same key with another body is refused.
-        Over a per-user limit it raises QuotaExceededError and accepts nothing.
+        Over a per-user limit it raises QuotaExceededError and accepts nothing. `request_id` (the
+        submission's X-Request-ID) stays on the record and in the workflow's first event.
         """
         existing = self.store.get_workflow(workflow_id)
         if existing is not None:
@@ -163,7 +165,9 @@ class SchedulerState:
                 return first, Outcome()
         self.quota.check(user_id, self.admission.queued_of(user_id))
         self.quota.record(user_id)
-        record = WorkflowRecord(workflow_id=workflow_id, user_id=user_id, name=name, created_at=self.clock())
+        record = WorkflowRecord(
+            workflow_id=workflow_id, user_id=user_id, name=name, created_at=self.clock(), request_id=request_id
+        )
         run = WorkflowRun(record, jobs)
         self.runs[workflow_id] = run
         self._seq[workflow_id] = 0
@@ -393,6 +397,8 @@ class SchedulerState:
 
     def _event(self, run: WorkflowRun, kind: EventType, data: dict[str, Any], changes: _Changes) -> None:
         self._seq[run.workflow_id] = self._seq.get(run.workflow_id, 0) + 1
+        if self._seq[run.workflow_id] == 1 and run.record.request_id:
+            data = {**data, "request_id": run.record.request_id}  # from the workflow to its log lines
         event = Event(
             workflow_id=run.workflow_id, seq=self._seq[run.workflow_id], type=kind, ts=self.clock(), data=data
         )
@@ -417,7 +423,9 @@ class SchedulerState:
         upstream = [run.jobs[dep].model_copy() for dep in job.depends_on]
         following = run.next_without_dependencies(job)
         then = following.model_copy() if following is not None else None
-        return StartJob(user_id=run.user_id, job=job.model_copy(), upstream=upstream, then=then)
+        return StartJob(
+            user_id=run.user_id, job=job.model_copy(), upstream=upstream, then=then, request_id=run.record.request_id
+        )
 
     def _commit(self, changes: _Changes) -> Outcome:
         self.store.save(changes.workflows.values(), changes.jobs.values(), changes.events, changes.idempotent)

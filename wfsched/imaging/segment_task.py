@@ -9,7 +9,7 @@ Ray has stored the result, so the next batch gets a fresh process.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import ray
 import torch
@@ -17,6 +17,7 @@ import torch
 from wfsched.exceptions import JobError
 from wfsched.imaging.segment import SegmentedBatch, SegmentSpec, segment_tiles_local
 from wfsched.imaging.tiling import Tile
+from wfsched.observe import logs
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +47,25 @@ def retire_worker_after_task(function_name: str, module_name: str) -> bool:
 
 
 @ray.remote(max_calls=MAX_BATCHES_PER_WORKER)
-def segment_tiles(spec: SegmentSpec, tiles: Sequence[Tile]) -> SegmentedBatch:
-    """Ray task: `segment_tiles.options(num_gpus=...).remote(spec, tiles)`; GPU when Ray gave one."""
-    try:
-        device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
-        return segment_tiles_local(spec, tiles, device)
-    except JobError:  # the input's fault (a bad slide, a missing model): the worker is sound
-        raise
-    except BaseException:
-        # A cancel (KeyboardInterrupt), out of memory, a CUDA error, a bug: whatever state the
-        # model, torch or the imports were left in, no later batch runs in this process.
-        retire_worker_after_task("segment_tiles", __name__)
-        raise
+def segment_tiles(
+    spec: SegmentSpec, tiles: Sequence[Tile], log_fields: Mapping[str, str] | None = None
+) -> SegmentedBatch:
+    """Ray task: `segment_tiles.options(num_gpus=...).remote(spec, tiles)`; GPU when Ray gave one.
+
+    `log_fields` (request, tenant, workflow and job, observe/logs.py) go on every line it logs.
+    """
+    logs.install()
+    with logs.log_context(**(log_fields or {})):
+        try:
+            device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+            batch = segment_tiles_local(spec, tiles, device)
+        except JobError:  # the input's fault (a bad slide, a missing model): the worker is sound
+            raise
+        except BaseException:
+            # A cancel (KeyboardInterrupt), out of memory, a CUDA error, a bug: whatever state the
+            # model, torch or the imports were left in, no later batch runs in this process.
+            retire_worker_after_task("segment_tiles", __name__)
+            log.warning("segmenting %d tiles stopped; this worker retires after it", len(tiles))
+            raise
+        log.info("segmented %d tiles on %s in %.2f s", len(tiles), device, batch.stage_s.get("wall", 0.0))
+        return batch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -31,6 +32,7 @@ from wfsched.jobs.tissue_mask import (
     load_upstream_mask,
     write_tissue_outputs,
 )
+from wfsched.observe import logs
 from wfsched.observe.metrics import Meter
 
 SUMMARY_NAME = "summary.json"
@@ -88,16 +90,22 @@ def _tissue_for(ctx: JobContext, params: CellSegmentationParams) -> tuple[Tissue
     return tissue, "computed"
 
 
-def ray_submitter(num_gpus: float) -> SubmitBatch:
-    """A SubmitBatch that starts one `segment_tiles` Ray task per batch."""
+def ray_submitter(num_gpus: float, log_fields: Mapping[str, str] | None = None) -> SubmitBatch:
+    """A SubmitBatch that starts one `segment_tiles` Ray task per batch.
+
+    Each task logs with `log_fields` (the job's, observe/logs.py) and is named after its tenant
+    and job in Ray's dashboard.
+    """
     import ray
 
     from wfsched.imaging.segment_task import segment_tiles
 
-    task = segment_tiles.options(num_gpus=num_gpus)
+    fields = dict(log_fields or {})
+    task = segment_tiles.options(num_gpus=num_gpus, name=logs.task_name("segment_tiles", fields))
 
     def submit(spec: SegmentSpec, tiles: list[Tile]) -> Submitted:
-        ref = task.remote(spec, tiles)
+        # Ray's stubs type a task by the parameters before its defaults: log_fields is the third.
+        ref = task.remote(spec, tiles, fields)  # type: ignore[call-arg]
         # A cancel interrupts the task (its worker then retires, see segment.py); force kills the
         # worker process, for a task stuck where an interrupt does not reach (inside a C call).
         return Submitted(
@@ -183,7 +191,7 @@ def _measure_batch(meter: Meter, ctx: JobContext, batch: SegmentedBatch) -> None
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    return segment(ctx, ray_submitter(ctx.settings.num_gpus_per_task))
+    return segment(ctx, ray_submitter(ctx.settings.num_gpus_per_task, ctx.log_fields))
 
 
 JOB_TYPES = [

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from wfsched.config import Settings
 from wfsched.exceptions import JobCancelledError
+from wfsched.observe import logs
 
 BUILTIN_JOB_MODULES: tuple[str, ...] = ("wfsched.jobs.tissue_mask", "wfsched.jobs.cell_segmentation")
 
@@ -51,7 +52,16 @@ class JobContext:
     upstream: Mapping[str, UpstreamJob] = field(default_factory=dict)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     on_progress: Callable[[int, int], None] = lambda done, total: None
+    # The X-Request-ID of the workflow's submission (observe/logs.py).
+    request_id: str | None = None
     _last_report_s: float = 0.0
+
+    @property
+    def log_fields(self) -> dict[str, str]:
+        """Who and what this job is, for log lines: a runner passes them on to its Ray tasks."""
+        return logs.fields(
+            request_id=self.request_id, tenant=self.user_id, workflow_id=self.workflow_id, job_id=self.job_id
+        )
 
     @property
     def cancelled(self) -> bool:

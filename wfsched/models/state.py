@@ -113,6 +113,9 @@ class WorkflowRecord(BaseModel):
     admitted_at: float | None = None
     finished_at: float | None = None
     queue_position: int | None = None
+    request_id: str | None = Field(
+        None, description="The X-Request-ID of the submission: its log lines carry it (README, Following a request)."
+    )
 
 
 class IdempotentSubmission(BaseModel):

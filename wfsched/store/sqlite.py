@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS workflows (
     status TEXT NOT NULL,
     created_at REAL NOT NULL,
     admitted_at REAL,
-    finished_at REAL
+    finished_at REAL,
+    request_id TEXT
 );
 CREATE INDEX IF NOT EXISTS workflows_by_user ON workflows (user_id, seq);
 CREATE INDEX IF NOT EXISTS workflows_by_status ON workflows (status);
@@ -75,8 +76,8 @@ VALUES (:user_id, :key, :body_sha256, :workflow_id, :status, :queue_position, :c
 """
 
 UPSERT_WORKFLOW = """
-INSERT INTO workflows (workflow_id, user_id, name, status, created_at, admitted_at, finished_at)
-VALUES (:workflow_id, :user_id, :name, :status, :created_at, :admitted_at, :finished_at)
+INSERT INTO workflows (workflow_id, user_id, name, status, created_at, admitted_at, finished_at, request_id)
+VALUES (:workflow_id, :user_id, :name, :status, :created_at, :admitted_at, :finished_at, :request_id)
 ON CONFLICT (workflow_id) DO UPDATE SET
     status = excluded.status, admitted_at = excluded.admitted_at, finished_at = excluded.finished_at
 """
@@ -95,7 +96,9 @@ ON CONFLICT (workflow_id, job_id) DO UPDATE SET
 # How long a connection waits for another's lock before it gives up.
 BUSY_TIMEOUT_S = 10.0
 
-WORKFLOW_COLUMNS = "seq, workflow_id, user_id, name, status, created_at, admitted_at, finished_at"
+WORKFLOW_COLUMNS = "seq, workflow_id, user_id, name, status, created_at, admitted_at, finished_at, request_id"
+# Columns added since the first schema, each with its type: a database made before one gets it on opening.
+ADDED_COLUMNS = {"workflows": {"request_id": "TEXT"}}
 
 
 class SqliteRunStore:
@@ -122,11 +125,24 @@ class SqliteRunStore:
                 # WAL with NORMAL survives a process crash (not a power cut) at a fraction of FULL's cost.
                 self._db.execute("PRAGMA synchronous = NORMAL")
                 self._db.executescript(SCHEMA)
+                self._add_missing_columns()
                 return
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def _add_missing_columns(self) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for column, kind in columns.items():
+                if column in present:
+                    continue
+                try:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as error:
+                    if "duplicate column" not in str(error):  # another process added it first
+                        raise
 
     def save(
         self,

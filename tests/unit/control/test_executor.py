@@ -12,8 +12,9 @@ from tests.support.job_types import JOB_TYPES
 from wfsched.config import Settings
 from wfsched.control.executor import JobExecutor
 from wfsched.control.messages import JobReport, ProgressReport, Report, StartJob
-from wfsched.jobs.registry import JobType
+from wfsched.jobs.registry import JobContext, JobType
 from wfsched.models.state import JobRecord, JobStatus
+from wfsched.observe import logs
 
 
 class Reports:
@@ -154,3 +155,29 @@ def test_a_result_whose_artifacts_are_not_names_fails_the_job(tmp_path: Path) ->
     (report,) = reports.finished
     assert report.status == JobStatus.failed and report.result is None
     assert report.error is not None and "artifacts" in report.error
+
+
+class NoParams(BaseModel):
+    pass
+
+
+def report_fields(ctx: JobContext) -> dict[str, object]:
+    return {"log_fields": ctx.log_fields, "context": logs.current()}
+
+
+def test_a_job_and_its_continuation_run_in_their_request_tenant_workflow_and_job_context(tmp_path: Path) -> None:
+    reports = Reports()
+    lanes = JobExecutor(
+        Settings(results_dir=tmp_path), {"fields": JobType("fields", NoParams, report_fields)}, reports.on_report
+    )
+    first = StartJob(
+        "alice", record("fields", {}, "a"), upstream=[], then=record("fields", {}, "b"), request_id="req-9"
+    )
+    lanes.start(first)
+    deadline = time.monotonic() + 10
+    while len(reports.finished) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for report, job_id in zip(reports.finished, ("a", "b"), strict=True):
+        expected = {"request_id": "req-9", "tenant": "alice", "workflow_id": "w", "job_id": job_id}
+        assert report.result is not None
+        assert report.result["log_fields"] == report.result["context"] == expected

@@ -214,3 +214,22 @@ def test_reconciliation_restarts_the_settled_running_jobs_no_lane_knows(state: S
     assert state.restarts_for_lost_jobs(set(), started_before=0) == []
     finish(state, "w", "c")
     assert state.restarts_for_lost_jobs({("w", "a")}, started_before=settled) == []
+
+
+def test_the_request_id_stays_on_the_workflow_its_first_event_and_its_job_starts(
+    state: SchedulerState, db: Path
+) -> None:
+    record, outcome = state.submit("w", "u", "n", jobs("w", [("a", "m", []), ("b", "m", [])]), request_id="req-1")
+    assert record.request_id == "req-1" and state.workflow("u", "w")[0].request_id == "req-1"
+    (command,) = outcome.commands
+    assert isinstance(command, StartJob) and command.request_id == "req-1"
+    assert command.then is not None  # the continuation runs under the same request id (executor)
+    events = SqliteRunStore(db).events_after("w", 0)
+    assert events[0].data["request_id"] == "req-1"
+    assert all("request_id" not in e.data for e in events[1:])
+    for user in ("v1", "v2"):  # the limit is 2 active users: a queued workflow's first event carries it too
+        state.submit(f"w-{user}", user, "n", jobs(f"w-{user}", [("a", "m", [])]), request_id=f"req-{user}")
+    (queued,) = SqliteRunStore(db).events_after("w-v2", 0)
+    assert queued.type == EventType.workflow_queued and queued.data["request_id"] == "req-v2"
+    recovered = SchedulerState(SqliteRunStore(db), max_active_users=2, clock=Clock())
+    assert [c.request_id for c in recovered.recover().commands if isinstance(c, StartJob)] == ["req-1", "req-v1"]

@@ -98,3 +98,21 @@ def test_connections_opening_a_new_file_at_once_do_not_fail(tmp_path: Path) -> N
         for thread in threads:
             thread.join()
         assert errors == []
+
+
+def test_a_database_from_before_request_ids_gets_the_column_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """CREATE TABLE workflows (seq INTEGER PRIMARY KEY AUTOINCREMENT, workflow_id TEXT NOT NULL UNIQUE,
+        user_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL,
+        admitted_at REAL, finished_at REAL);
+        INSERT INTO workflows (workflow_id, user_id, name, status, created_at) VALUES ('w0', 'u', 'n', 'queued', 1);"""
+    )
+    old.close()
+    store = SqliteRunStore(path)
+    assert store.get_workflow("w0") == WorkflowRecord(workflow_id="w0", user_id="u", name="n", created_at=1.0)
+    store.save([WorkflowRecord(workflow_id="w1", user_id="u", name="n", created_at=2.0, request_id="req-1")])
+    store.close()
+    again = SqliteRunStore(path)  # opening once more adds nothing twice
+    assert [(w.workflow_id, w.request_id) for w, _ in again.load_unfinished()] == [("w0", None), ("w1", "req-1")]
