@@ -39,7 +39,7 @@ from wfsched.models.event import Event, EventType
 
 
 async def stream(
-    base: str, user: str, workflow_id: str, latencies_ms: list[float], live_from: list[float]
+    base: str, user: str, workflow_id: str, latencies_ms: list[float], live_from: list[float], opened: list[int]
 ) -> list[int]:
     """Read one workflow's stream to its end; record each live event's latency; return the seqs.
 
@@ -55,6 +55,8 @@ async def stream(
             if not message.data:
                 continue
             event = json.loads(message.data)
+            if not seqs:
+                opened[0] += 1  # open, and its history is arriving
             if event["ts"] >= live_from[0]:
                 latencies_ms.append(1000 * (time.time() - event["ts"]))
             seqs.append(event["seq"])
@@ -84,6 +86,7 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
     created = [users[i % len(users)].submit(jobs, name=f"w{i}") for i in range(args.workflows)]
     latencies_ms: list[float] = []
     live_from = [float("inf")]
+    opened = [0]
     streams = [
         asyncio.create_task(
             stream(
@@ -92,11 +95,17 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
                 created[i % args.workflows]["workflow_id"],
                 latencies_ms,
                 live_from,
+                opened,
             )
         )
         for i in range(args.clients)
     ]
-    await asyncio.sleep(args.connect_s)  # let every stream open and catch up
+    # Live begins once every stream is open and has its history (or at --connect-s at the latest).
+    deadline = time.monotonic() + args.connect_s
+    while opened[0] < args.clients and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # the last ones' history
+    print(f"  {opened[0]} of {args.clients} streams open after {time.monotonic() - deadline + args.connect_s:.1f} s")
     live_from[0] = time.time()
     started = time.monotonic()
     release.write_text("go")
@@ -172,7 +181,7 @@ def main() -> None:
     parser.add_argument("--actor-s", type=float, default=5.0)
     parser.add_argument("--replicas", type=int, default=2, help="feed long-polls in phase 2 (one per API replica)")
     parser.add_argument("--batch", type=int, default=100, help="events per publish call in phase 2")
-    parser.add_argument("--connect-s", type=float, default=5.0, help="time given to open every stream")
+    parser.add_argument("--connect-s", type=float, default=120.0, help="the most time given to open every stream")
     args = parser.parse_args()
     # Each stream is a socket here and one in the service: 1,000 streams pass the usual 1,024 limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -47,13 +47,16 @@ class Subscription:
         self._events.append(event)
         self._arrived.set()
 
-    async def next(self, timeout_s: float) -> Event | None:
-        """The next event, or None if none came within `timeout_s` (a heartbeat's turn)."""
+    async def take(self, timeout_s: float) -> list[Event]:
+        """Every event waiting (a stream writes them in one go), or none if none came within
+        `timeout_s` (a heartbeat's turn)."""
         if not self._events:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), timeout_s)
-        return self._events.popleft() if self._events else None
+        taken = list(self._events)
+        self._events.clear()
+        return taken
 
     def drain(self) -> None:
         """Forget what is buffered (after an overflow, the history read replaces it)."""

@@ -171,8 +171,9 @@ class Service:
     def open_streams(self) -> int:
         return self.streams.open
 
-    async def workflow_events(self, user_id: str, workflow_id: str, after_seq: int) -> AsyncIterator[Event | None]:
-        """The workflow's events after `after_seq`, None at each idle heartbeat; ends after the last.
+    async def workflow_events(self, user_id: str, workflow_id: str, after_seq: int) -> AsyncIterator[list[Event]]:
+        """The workflow's events after `after_seq` in batches (all there are at the time), an empty
+        batch at each idle heartbeat; ends after the last.
 
         Counted and checked now (429 over the stream limits, 404 for another's workflow), so both
         are answers rather than a broken stream; the events come as the stream is read.
@@ -183,86 +184,79 @@ class Service:
         except BaseException:
             slot.release()
             raise
-        return _held(slot, self._workflow_events(user_id, record, after_seq))
+        return _held(slot, self._workflow_events(record, after_seq))
 
-    async def _workflow_events(
-        self, user_id: str, record: WorkflowRecord, after_seq: int
-    ) -> AsyncIterator[Event | None]:
+    async def _workflow_events(self, record: WorkflowRecord, after_seq: int) -> AsyncIterator[list[Event]]:
         workflow_id = record.workflow_id
         subscription = await self.feed.subscribe_workflow(workflow_id)
         try:
             while True:
                 # History first (once, and again only after falling behind), then the feed.
                 subscription.drain()
-                async for event in self._history(self.progress_actor.wait, workflow_id, after_seq, _by_seq):
-                    yield event
-                    after_seq = event.seq
-                    if event.type == EventType.workflow_finished:
+                async for page in self._history(self.progress_actor.wait, workflow_id, after_seq, _by_seq):
+                    page, finished = _until_finished(page)
+                    yield page
+                    after_seq = page[-1].seq
+                    if finished:
                         return
                 if record.status.finished:
                     return  # nothing after its end: the history had all there is
                 while not subscription.overflowed:
-                    following = await subscription.next(self.settings.heartbeat_s)
-                    if following is None:
-                        yield None
-                    elif following.seq > after_seq:
-                        yield following
-                        after_seq = following.seq
-                        if following.type == EventType.workflow_finished:
-                            return
+                    fresh = [e for e in await subscription.take(self.settings.heartbeat_s) if e.seq > after_seq]
+                    fresh, finished = _until_finished(fresh)
+                    yield fresh
+                    after_seq = fresh[-1].seq if fresh else after_seq
+                    if finished:
+                        return
         finally:
             self.feed.unsubscribe(subscription)
 
-    def user_events(self, user_id: str, after_id: int) -> AsyncIterator[Event | None]:
-        """All of the user's events after the global `after_id`, None at each idle heartbeat; endless.
+    def user_events(self, user_id: str, after_id: int) -> AsyncIterator[list[Event]]:
+        """All of the user's events after the global `after_id`, in batches as above; endless.
 
         Counted now: over the stream limits it raises QuotaExceededError before any stream starts.
         """
         return _held(self.streams.acquire(user_id), self._user_events(user_id, after_id))
 
-    async def _user_events(self, user_id: str, after_id: int) -> AsyncIterator[Event | None]:
+    async def _user_events(self, user_id: str, after_id: int) -> AsyncIterator[list[Event]]:
         subscription = await self.feed.subscribe_user(user_id)
         try:
             while True:
                 subscription.drain()
-                async for event in self._history(self.progress_actor.wait_user, user_id, after_id, _by_id):
-                    yield event
-                    after_id = event.id or after_id
+                async for page in self._history(self.progress_actor.wait_user, user_id, after_id, _by_id):
+                    yield page
+                    after_id = _by_id(page[-1])
                 while not subscription.overflowed:
-                    following = await subscription.next(self.settings.heartbeat_s)
-                    if following is None:
-                        yield None
-                    elif (following.id or 0) > after_id:
-                        yield following
-                        after_id = following.id or after_id
+                    fresh = [e for e in await subscription.take(self.settings.heartbeat_s) if _by_id(e) > after_id]
+                    yield fresh
+                    after_id = _by_id(fresh[-1]) if fresh else after_id
         finally:
             self.feed.unsubscribe(subscription)
 
     @staticmethod
-    async def _history(wait: Any, key: str, after: int, position: Callable[[Event], int]) -> AsyncIterator[Event]:
+    async def _history(wait: Any, key: str, after: int, position: Callable[[Event], int]) -> AsyncIterator[list[Event]]:
         """What a stream missed before it opened (`wait` with no waiting), page by page until none is left."""
         while events := await long_poll(wait.remote(key, after, 0.0)):
-            for event in events:
-                yield event
+            yield events
             after = position(events[-1])
 
-    async def measured(self, events: AsyncIterator[Event | None], transport: str) -> AsyncIterator[Event | None]:
-        """The events of one open stream, counted among the open streams, each event's lag measured.
+    async def measured(self, batches: AsyncIterator[list[Event]], transport: str) -> AsyncIterator[list[Event]]:
+        """The batches of one open stream, counted among the open streams, each event's lag measured.
 
         The lag is from the event's time to its hand-over to the stream's writer.
         """
         self._open_streams[transport] += 1
         self.meter.set("wfsched_open_streams", self._open_streams[transport], transport=transport)
         try:
-            async for event in events:
-                if event is not None:
-                    lag_s = time.time() - event.ts
-                    self.meter.observe("wfsched_event_delivery_lag_seconds", lag_s, transport=transport)
-                yield event
+            async for batch in batches:
+                now = time.time()
+                for event in batch:
+                    self.meter.observe("wfsched_event_delivery_lag_seconds", now - event.ts, transport=transport)
+                yield batch
         finally:
             self._open_streams[transport] -= 1
             self.meter.set("wfsched_open_streams", self._open_streams[transport], transport=transport)
-            await events.aclose()  # type: ignore[attr-defined]  # frees the stream's slot at once
+            await batches.aclose()  # type: ignore[attr-defined]  # frees the stream's slot at once
 
     async def _fetch_feed(self, after_id: int, timeout_s: float) -> list[tuple[str, Event]]:
         return await long_poll(self.progress_actor.feed.remote(after_id, timeout_s))  # type: ignore[no-any-return]
@@ -303,14 +297,22 @@ def _body_sha256(workflow: WorkflowSubmission) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def _held(slot: StreamSlot, events: AsyncIterator[Event | None]) -> AsyncIterator[Event | None]:
-    """The events, holding the stream's slot until the stream ends or its client goes away."""
+async def _held(slot: StreamSlot, batches: AsyncIterator[list[Event]]) -> AsyncIterator[list[Event]]:
+    """The batches, holding the stream's slot until the stream ends or its client goes away."""
     try:
-        async for event in events:
-            yield event
+        async for batch in batches:
+            yield batch
     finally:
         slot.release()
-        await events.aclose()  # type: ignore[attr-defined]
+        await batches.aclose()  # type: ignore[attr-defined]
+
+
+def _until_finished(events: list[Event]) -> tuple[list[Event], bool]:
+    """The events up to and with the workflow's end, and whether it was among them."""
+    for index, event in enumerate(events):
+        if event.type == EventType.workflow_finished:
+            return events[: index + 1], True
+    return events, False
 
 
 def _by_seq(event: Event) -> int:
