@@ -131,10 +131,7 @@ class ProgressState:
         if event.id is None or event.id <= self._feed_base or event.id in self._early:
             return  # not persisted (cannot be placed), or already here
         self._early[event.id] = (user_id, event)
-        while self._feed_base + 1 in self._early:
-            self._feed_base += 1
-            self._feed.append(self._early.pop(self._feed_base))
-            self._feed_ids.append(self._feed_base)
+        self._take_contiguous()
         if len(self._feed) > 2 * FEED_EVENTS:  # trimmed in halves: amortised O(1) a publish
             del self._feed[:-FEED_EVENTS], self._feed_ids[:-FEED_EVENTS]
         if len(self._early) > FEED_BATCH:
@@ -145,6 +142,10 @@ class ProgressState:
         for user_id, event in self._read_feed_after(self._feed_base, FEED_BATCH):
             self._early.setdefault(event.id or 0, (user_id, event))
         self._early = {i: e for i, e in self._early.items() if i > self._feed_base}
+        self._take_contiguous()
+
+    def _take_contiguous(self) -> None:
+        """Move the events that now follow the feed's newest without a gap from `_early` into it."""
         while self._feed_base + 1 in self._early:
             self._feed_base += 1
             self._feed.append(self._early.pop(self._feed_base))
