@@ -17,14 +17,12 @@ from typing import Any
 import pytest
 
 from tests.support.service import Api, job_spec
-from tests.support.slides import crop_of_slide
+from tests.support.slides import sample_crop
 from tests.support.streams import events_of, read_stream
-from wfsched.cli.fetch import fetch_assets
 from wfsched.config import Settings
 from wfsched.observe import logs
 
 # Dense epidermis of cmu_small_region.svs: a few hundred nuclei, seconds on a CPU (as test_imaging).
-CROP_ORIGIN_PX, CROP_SIZE_PX = (900, 1200), (768, 640)
 
 
 def json_lines(logs_dir: Path, request_id: str) -> list[dict[str, Any]]:
@@ -58,10 +56,7 @@ def wait_for_lines(
 
 @pytest.fixture(scope="module")
 def crop(service_settings: Settings) -> Path:
-    folder = service_settings.data_roots[0] / "logs"
-    folder.mkdir(exist_ok=True)
-    sample = fetch_assets(Settings().cache_dir).sample_slide
-    return crop_of_slide(sample, folder / "crop.tif", CROP_ORIGIN_PX, CROP_SIZE_PX)
+    return sample_crop(service_settings.data_roots[0] / "logs")
 
 
 def test_a_chosen_request_id_leads_through_replica_scheduler_lane_and_segmentation_tasks(

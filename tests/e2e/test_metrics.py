@@ -20,9 +20,8 @@ from tests.e2e.conftest import base_url
 from tests.support.dashboard import panel_queries
 from tests.support.prometheus import PrometheusServer, running_prometheus
 from tests.support.service import ROOT, Api, job_spec, metrics_port
-from tests.support.slides import crop_of_slide
+from tests.support.slides import sample_crop
 from tests.support.streams import events_of, read_stream
-from wfsched.cli.fetch import fetch_assets
 from wfsched.config import Settings
 from wfsched.observe.metrics import CATALOGUE, Kind
 
@@ -61,9 +60,7 @@ def ran(
 ) -> dict[str, Any]:
     """Two tenants' workflows, run to the end: what the series must show."""
     data_dir = service_settings.data_roots[0]
-    crop = crop_of_slide(
-        fetch_assets(Settings().cache_dir).sample_slide, data_dir / "metrics-crop.tif", (900, 1200), (512, 512)
-    )
+    crop = sample_crop(data_dir / "metrics", (512, 512))
     lab, clinic = (Api(base_url(service_settings), f"{name}-{uuid.uuid4().hex[:8]}") for name in ("lab", "clinic"))
     lab_jobs = [
         job_spec("warm", data_dir, duration_s=1.5, steps=3),

@@ -25,9 +25,8 @@ import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Response, expect, sync_playwright
 
 from tests.support.service import ROOT, Api, job_spec
-from tests.support.slides import crop_of_slide
+from tests.support.slides import SAMPLE_CROP_SIZE_PX, sample_crop
 from wfsched.api.app import WEB_DIR
-from wfsched.cli.fetch import fetch_assets
 from wfsched.config import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -44,7 +43,6 @@ CHROMIUM_FLAGS = [
 SCREENSHOT = ROOT / "test-artifacts" / "web.png"
 # The crop of test_imaging.py: a few hundred nuclei; 256 px tiles make ~30 tiles, ~20 s on a CPU,
 # long enough to see the bar between 0 and 100 %.
-CROP_ORIGIN_PX, CROP_SIZE_PX = (900, 1200), (768, 640)
 CELL_PARAMS = {"tile_size_px": 256, "halo_px": 64}
 FINISH_TIMEOUT_MS = 300_000
 # A sleep job that reports progress every 6 s: between reports the page and the server hold still.
@@ -108,10 +106,7 @@ SHOWN_PERCENTS_JS = """
 
 @pytest.fixture(scope="module")
 def slide(service_settings: Settings) -> Path:
-    sample = fetch_assets(Settings().cache_dir).sample_slide
-    folder = service_settings.data_roots[0] / "web"
-    folder.mkdir(exist_ok=True)
-    return crop_of_slide(sample, folder / "crop.tif", CROP_ORIGIN_PX, CROP_SIZE_PX)
+    return sample_crop(service_settings.data_roots[0] / "web")
 
 
 @contextmanager
@@ -252,7 +247,9 @@ def look_at_the_results(page: Page, results: dict[str, Any]) -> None:
     canvas.scroll_into_view_if_needed()
     expect(canvas).to_have_attribute("data-cells-drawn", str(cell_count))
     pixels = canvas.evaluate(CANVAS_JS)
-    assert (pixels["width"], pixels["height"]) == CROP_SIZE_PX, pixels  # the thumbnail of a small slide is itself
+    assert (pixels["width"], pixels["height"]) == SAMPLE_CROP_SIZE_PX, (
+        pixels
+    )  # the thumbnail of a small slide is itself
     assert pixels["colours"] > 200, f"the canvas looks blank: {pixels}"
     assert pixels["cellPixels"] > 20 * cell_count, f"the cells were not drawn: {pixels}"
 

@@ -20,7 +20,7 @@ import ray
 from ray.exceptions import RayTaskError, TaskCancelledError
 
 from tests.support.service import Api, ray_init_options
-from tests.support.slides import crop_of_slide
+from tests.support.slides import sample_crop
 from wfsched.cli.fetch import fetch_assets
 from wfsched.config import Settings
 from wfsched.imaging.models import resolve_model
@@ -31,7 +31,6 @@ from wfsched.imaging.slide import inspect_slide
 from wfsched.imaging.tiling import Tile
 
 # Dense epidermis of cmu_small_region.svs (as in test_imaging): a few hundred nuclei.
-CROP_ORIGIN_PX, CROP_SIZE_PX = (900, 1200), (768, 640)
 # On a worker that has imported wfsched (and torch) but not yet InstanSeg, a batch imports InstanSeg
 # (~1-2 s here), loads the model, then segments: these cancel in each of those phases and after.
 CANCEL_AFTER_S = (0.0, 0.05, 0.3, 1.0, 2.5)
@@ -54,10 +53,7 @@ def own_runtime_env(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def crop(service_settings: Settings) -> Path:
-    folder = service_settings.data_roots[0] / "workers"
-    folder.mkdir(exist_ok=True)
-    sample = fetch_assets(Settings().cache_dir).sample_slide
-    return crop_of_slide(sample, folder / "crop.tif", CROP_ORIGIN_PX, CROP_SIZE_PX)
+    return sample_crop(service_settings.data_roots[0] / "workers")
 
 
 @pytest.fixture(scope="module")

@@ -112,3 +112,17 @@ def crop_of_slide(source: Path, dest: Path, origin_px: tuple[int, int], size_px:
         mpp = float(slide.properties["tiffslide.mpp-x"])
         region = np.asarray(slide.read_region(origin_px, 0, size_px, as_array=True))[..., :3]
     return write_slide(dest, np.ascontiguousarray(region), mpp=mpp, levels=2, compression="jpeg")
+
+
+# Dense epidermis of the sample slide (cmu_small_region.svs): a few hundred nuclei, seconds on a CPU.
+SAMPLE_CROP_ORIGIN_PX, SAMPLE_CROP_SIZE_PX = (900, 1200), (768, 640)
+
+
+def sample_crop(folder: Path, size_px: tuple[int, int] = SAMPLE_CROP_SIZE_PX) -> Path:
+    """`folder/crop.tif`: a crop of the fetched sample slide through dense epidermis (folder made if missing)."""
+    from wfsched.cli.fetch import fetch_assets
+    from wfsched.config import Settings
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sample = fetch_assets(Settings().cache_dir).sample_slide
+    return crop_of_slide(sample, folder / "crop.tif", SAMPLE_CROP_ORIGIN_PX, size_px)
