@@ -57,15 +57,19 @@ class AdmissionState:
         """How many of the user's workflows wait for admission."""
         return len(self._waiting.get(user_id, ()))
 
-    def positions(self) -> dict[str, int]:
-        """Queued workflow → its place in line (1 = next), counted in waiting users, not workflows.
+    def places(self) -> dict[str, int]:
+        """Waiting user → their place in line (1 = next). A user is admitted as a whole, so each
+        of their queued workflows has their place; this costs the waiting users, not workflows."""
+        return {user_id: place for place, user_id in enumerate(self._waiting, start=1)}
 
-        A user is admitted as a whole, so a user's later workflows share the place of their first.
-        """
+    def queued(self, user_id: str) -> list[str]:
+        """The user's workflows that wait, in submission order."""
+        return list(self._waiting.get(user_id, ()))
+
+    def positions(self) -> dict[str, int]:
+        """Queued workflow → its place in line: its user's place."""
         return {
-            workflow_id: place
-            for place, workflows in enumerate(self._waiting.values(), start=1)
-            for workflow_id in workflows
+            workflow_id: place for user_id, place in self.places().items() for workflow_id in self._waiting[user_id]
         }
 
     def _admit_waiting(self) -> list[str]:

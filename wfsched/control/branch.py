@@ -52,8 +52,8 @@ class BranchActor:
             else:
                 self.host.stop(command.workflow_id, command.job_id)
 
-    def known_jobs(self) -> list[tuple[str, str]]:
-        return self.host.known()
+    def known_jobs(self, keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return self.host.known(keys)
 
     def _scheduler_handle(self) -> Handle:
         if self._scheduler is None:

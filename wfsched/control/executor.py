@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -84,10 +84,10 @@ class JobExecutor:
             cancel.set()
         return cancel is not None
 
-    def known(self) -> list[tuple[str, str]]:
-        """Keys of jobs running here or finished and remembered."""
+    def known(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Those of `keys` (workflow id, job id) whose jobs run here, or finished here and are remembered."""
         with self._lock:
-            return [*self._running, *self._reports]
+            return [key for key in keys if key in self._running or key in self._reports]
 
     def _run_in_context(self, command: StartJob, cancel: threading.Event) -> None:
         """`_run`, every line logged meanwhile in this thread carrying the job's fields (observe/logs.py)."""

@@ -168,12 +168,19 @@ class SchedulerActor:
                 log.exception("reconcile failed; trying again in %.1f s", self.settings.reconcile_interval_s)
 
     async def _reconcile_once(self) -> None:
-        """Gather the jobs the branch hosts know; the state decides which to start again."""
+        """Ask each branch host which of its settled running jobs it knows; the state decides
+        which to start again. Only running jobs are asked about, so a round costs what runs now."""
         # A job started within the last interval may not have reached its lane yet.
         settled_before = time.time() - self.settings.reconcile_interval_s
+        asked: dict[int, list[tuple[str, str]]] = {}
+        for job in self.state.settled_running(settled_before):
+            index = actors.branch_index(self.settings, job.workflow_id, job.branch)
+            asked.setdefault(index, []).append((job.workflow_id, job.job_id))
         known: set[tuple[str, str]] = set()
-        for host in self._branch_hosts.values():
-            known.update((workflow_id, job_id) for workflow_id, job_id in await host.known_jobs.remote())
+        for index, keys in asked.items():
+            known.update(
+                (workflow_id, job_id) for workflow_id, job_id in await self._branch_hosts[index].known_jobs.remote(keys)
+            )
         # Decided after the awaits, on the state as it is now.
         for command in self.state.restarts_for_lost_jobs(known, settled_before):
             log.warning("job %s/%s is known to no lane; starting it again", command.job.workflow_id, command.job.job_id)

@@ -110,7 +110,8 @@ class SchedulerState:
         self.idempotency_ttl_s = idempotency_ttl_s
         self.runs: dict[str, WorkflowRun] = {}
         self._seq: dict[str, int] = {}
-        self._positions: dict[str, int] = {}
+        # Each waiting user's place in line, as last announced (their queued workflows share it).
+        self._places: dict[str, int] = {}
         # When each running job last reported progress (or started): the stalled gauge.
         self._progress_at: dict[tuple[str, str], float] = {}
 
@@ -135,7 +136,7 @@ class SchedulerState:
                 changes.commands.append(self.start_command(run, job))
             self._advance(run, changes)
         # Places in line were announced before the restart; only later changes are news.
-        self._positions = self.admission.positions()
+        self._places = self.admission.places()
         return self._commit(changes)
 
     # ---- mutations --------------------------------------------------------------------------
@@ -176,7 +177,7 @@ class SchedulerState:
         changes.jobs.update({(workflow_id, j.job_id): j for j in jobs})
         if self.admission.submit(workflow_id, user_id):
             self._admit(run, changes)
-        self._refresh_positions(changes)
+        self._refresh_positions(changes, submitted=run)
         answer = self._with_position(record)
         if idempotency is not None:
             key, body_sha256 = idempotency
@@ -341,7 +342,7 @@ class SchedulerState:
         )
 
     def _with_position(self, record: WorkflowRecord) -> WorkflowRecord:
-        position = self._positions.get(record.workflow_id)
+        position = self._places.get(record.user_id) if record.status == WorkflowStatus.queued else None
         return record.model_copy(update={"queue_position": position})
 
     def _admit(self, run: WorkflowRun, changes: _Changes) -> None:
@@ -380,13 +381,21 @@ class SchedulerState:
                 self._admit(self.runs[workflow_id], changes)
             self._refresh_positions(changes)
 
-    def _refresh_positions(self, changes: _Changes) -> None:
-        """Send a queued event to every waiting workflow whose place in line changed."""
-        positions = self.admission.positions()
-        for workflow_id, position in positions.items():
-            if self._positions.get(workflow_id) != position:
-                self._event(self.runs[workflow_id], EventType.workflow_queued, {"queue_position": position}, changes)
-        self._positions = positions
+    def _refresh_positions(self, changes: _Changes, submitted: WorkflowRun | None = None) -> None:
+        """Send a queued event to every waiting workflow whose place in line changed, and to a
+        just `submitted` one that waits. Only a user's place can change, so this costs the
+        waiting users, plus the workflows of those who moved."""
+        places = self.admission.places()
+        for user_id, place in places.items():
+            if self._places.get(user_id) != place:
+                moved = [self.runs[workflow_id] for workflow_id in self.admission.queued(user_id)]
+            elif submitted is not None and submitted.user_id == user_id:
+                moved = [submitted]
+            else:
+                continue
+            for run in moved:
+                self._event(run, EventType.workflow_queued, {"queue_position": place}, changes)
+        self._places = places
 
     def _job_changed(self, run: WorkflowRun, job: JobRecord, changes: _Changes) -> None:
         changes.jobs[(run.workflow_id, job.job_id)] = job
@@ -404,19 +413,26 @@ class SchedulerState:
         )
         changes.events.append((run.user_id, event))
 
+    def settled_running(self, started_before: float) -> list[JobRecord]:
+        """Running jobs started before `started_before`: by then their start has reached a lane."""
+        return [
+            job
+            for run in self.runs.values()
+            for job in run.running()
+            if job.started_at is not None and job.started_at < started_before
+        ]
+
     def restarts_for_lost_jobs(self, known: set[tuple[str, str]], started_before: float) -> list[StartJob]:
         """Start commands for the running jobs that no lane knows: their branch host restarted.
 
-        `known` holds the (workflow id, job id) of every job the lanes hold. Jobs started at or after
-        `started_before` are left alone: their start may still be on its way to the lane.
+        `known` holds the (workflow id, job id) of the jobs the lanes were asked about and hold.
+        Jobs started at or after `started_before` are left alone: their start may still be on its
+        way to the lane.
         """
         return [
-            self.start_command(run, job)
-            for run in self.runs.values()
-            for job in run.running()
-            if job.started_at is not None
-            and job.started_at < started_before
-            and (job.workflow_id, job.job_id) not in known
+            self.start_command(self.runs[job.workflow_id], job)
+            for job in self.settled_running(started_before)
+            if (job.workflow_id, job.job_id) not in known
         ]
 
     def start_command(self, run: WorkflowRun, job: JobRecord) -> StartJob:

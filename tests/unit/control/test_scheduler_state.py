@@ -109,6 +109,21 @@ def test_admission_limit_queue_positions_and_events(state: SchedulerState, db: P
     assert [e.seq for e in events] == [1, 2]
 
 
+def test_a_queued_event_goes_only_to_workflows_whose_place_changed(state: SchedulerState, db: Path) -> None:
+    """A user's later queued workflow gets its own place; the others in line hear nothing until
+    the line moves (this was a pass over every queued workflow on each submission)."""
+    for user in ("u1", "u2", "u3", "u4"):  # the limit is 2: u3 waits first, u4 second
+        state.submit(f"w-{user}", user, "n", jobs(f"w-{user}", [("a", "m", [])]))
+    state.submit("w-u3-again", "u3", "n", jobs("w-u3-again", [("a", "m", [])]))
+    store = SqliteRunStore(db)
+    assert [e.data["queue_position"] for e in store.events_after("w-u3-again", 0)] == [1]
+    assert [e.data["queue_position"] for e in store.events_after("w-u4", 0)] == [2]
+    finish(state, "w-u1", "a")  # u3 takes the slot with both workflows; u4 moves up
+    assert state.workflow("u3", "w-u3-again")[0].status == WorkflowStatus.running
+    assert [e.data["queue_position"] for e in store.events_after("w-u4", 0)] == [2, 1]
+    assert state.workflow("u4", "w-u4")[0].queue_position == 1
+
+
 def test_cancel_running_and_queued(state: SchedulerState) -> None:
     state.submit("w1", "u1", "n", jobs("w1", [("a", "m", []), ("b", "m", [])]))
     state.submit("w2", "u2", "n", jobs("w2", [("a", "m", [])]))
