@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup fetch browser prometheus demo serve test test-fast lint format typecheck bench
+.PHONY: setup fetch browser prometheus postgres demo serve test test-fast lint format typecheck bench
 
 setup: $(VENV)/.installed
 
@@ -28,17 +28,23 @@ browser:
 prometheus:
 	bash scripts/install-prometheus.sh
 
+# Debian's postgresql: the server the store tests and the PostgreSQL e2e tests start in a temporary
+# folder (tests/support/postgres.py); root, as on CI. The package's own cluster is never started.
+postgres:
+	bash scripts/install-postgres.sh
+
 demo: fetch
 	$(VENV)/bin/wfsched demo
 
 serve: fetch
 	$(VENV)/bin/wfsched serve
 
-test: fetch browser prometheus
+test: fetch browser prometheus postgres
 	$(PY) -m pytest
 
-# The unit layer: no Ray, no network, no model (under a minute here).
-test-fast: setup
+# The unit layer: no Ray, no network, no model (under a minute here); the store tests run on a
+# local PostgreSQL too.
+test-fast: setup postgres
 	$(PY) -m pytest tests/unit
 
 lint: setup

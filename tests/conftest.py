@@ -1,13 +1,14 @@
-"""Shared by every test folder: the environment Ray needs here, and synthetic slides."""
+"""Shared by every test folder: the environment Ray needs here, synthetic slides, a PostgreSQL server."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import PostgresServer, running_postgres
 from tests.support.slides import tissue_image, write_slide
 
 # Ray must not phone home from tests, and must not grab every core of a 2-core machine's threads.
@@ -31,3 +32,10 @@ def make_slide(tmp_path: Path) -> Callable[..., Path]:
         return write_slide(tmp_path / name, image, mpp=mpp, levels=levels)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the session, started on first use; `new_database()` per test."""
+    with running_postgres() as server:
+        yield server

@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, NewType, TypeAlias
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -88,6 +88,24 @@ def _network(value: Any) -> Any:
     return ipaddress.ip_network(value, strict=False) if isinstance(value, str) else value
 
 
+PostgresUrl = NewType("PostgresUrl", str)
+"""A libpq connection URL, `postgresql://[user@][host][:port]/database[?param=value&…]`."""
+DatabaseLocation: TypeAlias = Path | PostgresUrl
+"""Where the service keeps its state: a SQLite file (the embedded default), or a PostgreSQL database."""
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def _database_location(value: Any) -> Any:
+    """A `postgresql://` URL stays a URL; another scheme is refused; anything else is a file path."""
+    if isinstance(value, str) and "://" in value:
+        scheme = value.partition("://")[0]
+        if scheme not in POSTGRES_SCHEMES:
+            raise ValueError(f"must be a SQLite file path or a postgresql:// URL, not a {scheme}:// URL")
+        return value
+    return Path(value).expanduser() if isinstance(value, str | Path) else value
+
+
 UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -98,7 +116,10 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65_535)] = 8000
-    db: UserPath = Field(default_factory=lambda: default_home() / "wfsched.db")
+    # A SQLite file, or a postgresql:// URL where one file is not enough (README: "Where state is kept").
+    db: Annotated[DatabaseLocation, BeforeValidator(_database_location)] = Field(
+        default_factory=lambda: default_home() / "wfsched.db"
+    )
     data_roots: Annotated[tuple[UserPath, ...], NoDecode, BeforeValidator(_split(os.pathsep))] = Field(
         default_factory=lambda: (default_cache_dir() / "slides",)
     )

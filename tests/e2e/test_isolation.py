@@ -1,13 +1,16 @@
-"""A user sees, cancels and reads only their own workflows: every endpoint, two users."""
+"""A user sees, cancels and reads only their own workflows: every endpoint, two users, each engine."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.support.service import Api
 
 
+@pytest.mark.parametrize("service", ["sqlite", "postgresql"], indirect=True)
 def test_every_endpoint_answers_404_to_another_user(make_user: Callable[[str], Api], data_dir: Path) -> None:
     alice, mallory = make_user("alice"), make_user("mallory")
     signal = data_dir / f"isolation-{alice.user}"

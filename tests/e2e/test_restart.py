@@ -1,23 +1,16 @@
-"""Nothing accepted is lost: a killed SchedulerActor, and a full stop and start of the service."""
+"""Nothing accepted is lost: a killed SchedulerActor, and a full stop and start of the service;
+on each engine (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
-import os
-import signal as signals
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 
-from tests.support.service import ROOT, TEST_JOB_MODULE, Api, free_port, job_spec, wait_healthy
+from tests.support.service import Api, Service, free_port, job_spec, running_service, service_env
 from tests.support.streams import events_of, read_stream
-from wfsched.config import Settings
-from wfsched.control.actors import SCHEDULER_NAME
 
 
 def job(
@@ -31,8 +24,9 @@ def runs(record: Path) -> list[str]:
     return [line.split()[1] for line in record.read_text().splitlines()]
 
 
+@pytest.mark.parametrize("service", ["sqlite", "postgresql"], indirect=True)
 def test_scheduler_killed_mid_run_loses_nothing(
-    make_user: Callable[[str], Api], data_dir: Path, service_settings: Settings
+    make_user: Callable[[str], Api], data_dir: Path, service: Service
 ) -> None:
     api = make_user("restart-a")
     record, release = data_dir / f"record-{api.user}", data_dir / f"release-{api.user}"
@@ -44,7 +38,7 @@ def test_scheduler_killed_mid_run_loses_nothing(
     ]
     workflow_id = api.submit(jobs)["workflow_id"]
     api.wait(workflow_id, lambda wf: wf["jobs"][1]["status"] == "running")
-    ray.kill(ray.get_actor(SCHEDULER_NAME, namespace=service_settings.namespace), no_restart=False)
+    service.kill_scheduler()
     # A submission while the scheduler restarts waits for it and is accepted exactly once.
     during = api.submit([job("solo", data_dir, record)])
     release.write_text("go")
@@ -56,36 +50,13 @@ def test_scheduler_killed_mid_run_loses_nothing(
     assert sorted(w["workflow_id"] for w in listed) == sorted([workflow_id, during["workflow_id"]])
 
 
-@contextmanager
-def running_service(settings_env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`wfsched serve` in a process of its own, with a Ray of its own; stopped with Ctrl-C."""
-    env = {**os.environ, **settings_env, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
-    with open(log, "ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "wfsched", "serve"], env=env, stdout=out, stderr=out)
-    try:
-        wait_healthy(f"http://127.0.0.1:{settings_env['WFSCHED_PORT']}", timeout_s=180)
-        yield process
-    finally:
-        process.send_signal(signals.SIGINT)
-        try:
-            process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.mark.slow
-def test_full_stop_and_start_on_the_same_database(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_full_stop_and_start_on_the_same_database(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    db = request.getfixturevalue("postgres").new_database() if engine == "postgresql" else None
     port = free_port()
-    env = {
-        "WFSCHED_PORT": str(port),
-        "WFSCHED_DB": str(tmp_path / "wfsched.db"),
-        "WFSCHED_DATA_ROOTS": str(data_dir),
-        "WFSCHED_RESULTS_DIR": str(tmp_path / "results"),
-        "WFSCHED_JOB_MODULES": TEST_JOB_MODULE,
-    }
+    env = service_env(tmp_path, port, db)
+    data_dir = tmp_path / "data"
     record, release = data_dir / "record", data_dir / "release"
     users = [Api(f"http://127.0.0.1:{port}", f"user{i}") for i in range(1, 5)]
     main_jobs = [

@@ -13,24 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_restart import job, running_service, runs
-from tests.support.service import ROOT, TEST_JOB_MODULE, Api, free_port
+from tests.e2e.test_restart import job, runs
+from tests.support.service import ROOT, Api, free_port, running_service, service_env
 
 # `wfsched serve` from start to stop: "serving on", five lines of where things are, "stopping",
 # and room for a warning or two (Serve's slow shutdown on a loaded machine).
 QUIET_CONSOLE_LINES = 15
-
-
-def service_env(tmp_path: Path, port: int) -> dict[str, str]:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir(exist_ok=True)
-    return {
-        "WFSCHED_PORT": str(port),
-        "WFSCHED_DB": str(tmp_path / "wfsched.db"),
-        "WFSCHED_DATA_ROOTS": str(data_dir),
-        "WFSCHED_RESULTS_DIR": str(tmp_path / "results"),
-        "WFSCHED_JOB_MODULES": TEST_JOB_MODULE,
-    }
 
 
 @pytest.mark.slow

@@ -1,10 +1,18 @@
-"""One running wfsched service per test session: real Ray, real Serve over HTTP, real SQLite."""
+"""wfsched services for tests: real Ray, real Serve over HTTP, a real database (SQLite or PostgreSQL).
+
+The e2e session's shared service runs in the test process; `running_service` runs `wfsched serve`
+in a process of its own, with a Ray of its own, as a user would.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -13,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from wfsched.api import server
-from wfsched.config import Settings
+from wfsched.config import DatabaseLocation, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_JOB_MODULE = "tests.support.job_types"
@@ -154,3 +163,58 @@ def wait_healthy(base_url: str, timeout_s: float = 120) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError(f"{base_url} did not become healthy in {timeout_s} s")
+
+
+@dataclass(frozen=True)
+class Service:
+    """A running service as the e2e tests use it: where it answers, where its slides may be, and
+    how to kill its SchedulerActor (Ray restarts it)."""
+
+    base_url: str
+    data_dir: Path
+    kill_scheduler: Callable[[], None]
+
+
+def service_env(base: Path, port: int, db: DatabaseLocation | None = None) -> dict[str, str]:
+    """The `WFSCHED_*` variables of a `wfsched serve` for a test: its data root, results and (unless
+    `db` says where) SQLite file in `base`, the test job types, this port."""
+    (base / "data").mkdir(parents=True, exist_ok=True)
+    return {
+        "WFSCHED_PORT": str(port),
+        "WFSCHED_DB": str(db or base / "wfsched.db"),
+        "WFSCHED_DATA_ROOTS": str(base / "data"),
+        "WFSCHED_RESULTS_DIR": str(base / "results"),
+        "WFSCHED_JOB_MODULES": TEST_JOB_MODULE,
+    }
+
+
+@contextlib.contextmanager
+def running_service(settings_env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`wfsched serve` in a process of its own, with a Ray of its own; stopped with Ctrl-C."""
+    env = {**os.environ, **settings_env, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    with open(log, "ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "wfsched", "serve"], env=env, stdout=out, stderr=out)
+    try:
+        wait_healthy(f"http://127.0.0.1:{settings_env['WFSCHED_PORT']}", timeout_s=180)
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def kill_actor_process(root_pid: int, actor_class: str) -> None:
+    """SIGKILL the worker process of the actor `actor_class` among `root_pid`'s descendants (a
+    `wfsched serve` started its Ray, so its workers are there): a crash, which Ray answers with a
+    restart. Ray titles an actor's process `ray::<class>` (`ray::<class>.<method>` during a call)."""
+    title = f"ray::{actor_class}"
+    for process in psutil.Process(root_pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            command = process.cmdline()
+            if command and (command[0] == title or command[0].startswith(f"{title}.")):
+                process.kill()
+                return
+    raise LookupError(f"no process titled {title} under process {root_pid}")

@@ -84,6 +84,22 @@ def test_a_bad_variable_is_one_sentence_naming_it(
     assert str(refused.value) == sentence
 
 
+def test_the_database_is_a_file_or_a_postgresql_url(env: pytest.MonkeyPatch) -> None:
+    url = "postgresql://wfsched@db.internal:5433/wfsched?sslmode=require"
+    env.setenv("WFSCHED_DB", url)
+    assert Settings.from_env().db == url  # kept whole: a path would fold its `//`
+    assert Settings.from_env(db="postgres://db.internal/wfsched").db == "postgres://db.internal/wfsched"
+    assert Settings.from_env(db="~/runs.db").db == Path("~/runs.db").expanduser()
+    assert pickle.loads(pickle.dumps(Settings(db=url))).db == url
+    env.setenv("WFSCHED_DB", "mysql://db.internal/wfsched")
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env()
+    assert str(refused.value) == (
+        "WFSCHED_DB: must be a SQLite file path or a postgresql:// URL, not a mysql:// URL,"
+        " got 'mysql://db.internal/wfsched'"
+    )
+
+
 def test_a_bad_override_names_the_field_not_a_variable(env: pytest.MonkeyPatch) -> None:
     env.setenv("WFSCHED_PORT", "abc")  # overridden, so not the one at fault
     with pytest.raises(SettingsError, match=r"^max_active_users must be greater than or equal to 1, got 0$"):

@@ -18,6 +18,7 @@ from ray import serve
 from wfsched.config import Settings
 from wfsched.exceptions import ConflictError
 from wfsched.observe import logs
+from wfsched.store.database import shown
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
     from wfsched.api.ingress import build_app
 
     serve.run(build_app(settings), name=SERVE_APP_NAME, route_prefix="/")
-    log.debug("wfsched is serving on http://%s:%d (database %s)", settings.host, settings.port, settings.db)
+    log.debug("wfsched is serving on http://%s:%d (database %s)", settings.host, settings.port, shown(settings.db))
     return endpoints(settings, dashboard_url)
 
 

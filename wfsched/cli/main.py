@@ -28,7 +28,11 @@ app = typer.Typer(
 )
 keys = typer.Typer(help="make, list and revoke API keys (auth_mode api_key), in the database", no_args_is_help=True)
 
-Db = Annotated[Path | None, typer.Option(help="the service's SQLite file (WFSCHED_DB)", show_default=False)]
+# A str, not a Path: a Path would fold the `//` of a postgresql:// URL (config.py tells them apart).
+Db = Annotated[
+    str | None,
+    typer.Option(help="the service's SQLite file or postgresql:// URL (WFSCHED_DB)", show_default=False),
+]
 LogLevel = Annotated[
     str | None,
     typer.Option(
@@ -60,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="HTTP host (WFSCHED_HOST; default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65_535, help="HTTP port (WFSCHED_PORT; default 8000)")] = None,
-    db: Annotated[Path | None, typer.Option(help="SQLite file (WFSCHED_DB)")] = None,
+    db: Db = None,
     data_root: Annotated[
         list[Path] | None,
         typer.Option(help="folder image paths may point into; repeatable (WFSCHED_DATA_ROOTS, separated by ':')"),

@@ -11,7 +11,7 @@ from wfsched.config import Settings
 from wfsched.control.progress_state import ProgressState
 from wfsched.models.event import Event
 from wfsched.observe import logs
-from wfsched.store.sqlite import SqliteRunStore
+from wfsched.store.runs import SqlRunStore
 
 
 @ray.remote
@@ -19,7 +19,7 @@ class ProgressActor:
     def __init__(self, settings: Settings) -> None:
         logs.install()
         # The scheduler is the one writer; this only reads back what a publish missed.
-        self._store = SqliteRunStore(settings.db)
+        self._store = SqlRunStore(settings.db)
         self.state = ProgressState(
             self._store.events_after,
             self._store.user_events_after,

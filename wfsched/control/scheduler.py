@@ -20,7 +20,7 @@ from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowS
 from wfsched.observe import logs
 from wfsched.observe.metrics import Meter
 from wfsched.store.keys import ApiKeyStore
-from wfsched.store.sqlite import SqliteRunStore
+from wfsched.store.runs import SqlRunStore
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class SchedulerActor:
         logs.install()
         self.settings = settings
         self.state = SchedulerState(
-            SqliteRunStore(settings.db),
+            SqlRunStore(settings.db),
             settings.max_active_users,
             limits=SubmitLimits(settings.max_submissions_per_minute, settings.max_queued_workflows_per_user),
             idempotency_ttl_s=settings.idempotency_ttl_s,

@@ -1,4 +1,5 @@
 """Where workflows, jobs, events and result files persist.
 
-The RunStore protocol and its SQLite implementation; API keys; the paths of results and slides.
+The RunStore protocol and its implementation (runs.py) on SQLite, the embedded default, or
+PostgreSQL (database.py chooses); API keys; the paths of results and slides.
 """

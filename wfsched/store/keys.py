@@ -1,11 +1,11 @@
-"""API keys, hashed at rest, in a table of the service's SQLite file.
+"""API keys, hashed at rest, in a table of the service's database (SQLite file or PostgreSQL).
 
 A key is `wfsk_<key_id>_<secret>`: the key id names it in listings and in `revoke`; the secret is
 256 random bits from `secrets`. Only the SHA-256 of the whole key is stored. A slow password hash
 buys nothing here: nobody can guess 256 random bits, however fast each guess is, so a stolen table
 gives away no key. The key is shown once, when it is made.
 
-The admin command (`wfsched keys`) writes this table on the database file directly; the scheduler
+The admin command (`wfsched keys`) writes this table in the database directly; the scheduler
 reads it, so a revocation is seen by its next lookup.
 """
 
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from wfsched.config import DatabaseLocation
 from wfsched.exceptions import InvalidRequestError, NotFoundError
+from wfsched.store.database import open_database
 from wfsched.store.paths import USER_ID_RULE, is_user_id
 
 SCHEMA = """
@@ -26,18 +26,18 @@ CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY,
     key_hash TEXT NOT NULL UNIQUE,
     user_id TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    revoked_at REAL
+    created_at DOUBLE PRECISION NOT NULL,
+    revoked_at DOUBLE PRECISION
 );
 """
+
+KEY_COLUMNS = "key_id, user_id, created_at, revoked_at"
 
 KEY_PREFIX = "wfsk_"
 # 4 bytes (8 hex characters) tell a handful of keys apart in a listing; the secret does the rest.
 KEY_ID_BYTES = 4
 # 32 bytes = 256 bits, what `secrets` recommends for tokens that must never be guessed.
 SECRET_BYTES = 32
-# How long a connection waits for another's lock (the service and the admin command share the file).
-BUSY_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,11 @@ def new_key() -> tuple[str, str]:
 
 
 class ApiKeyStore:
-    """The api_keys table of one SQLite file. The scheduler holds one; the admin command another."""
+    """The api_keys table of the service's database. The scheduler holds one; the admin command another."""
 
-    def __init__(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute(f"PRAGMA busy_timeout = {int(1000 * BUSY_TIMEOUT_S)}")
-        self._db.executescript(SCHEMA)
+    def __init__(self, db: DatabaseLocation) -> None:
+        self._db = open_database(db)
+        self._db.set_up(SCHEMA, {})
 
     def create(self, user_id: str, now: float | None = None) -> tuple[ApiKey, str]:
         """A new key for the user: its record and the key, which is never stored or shown again."""
@@ -83,27 +80,26 @@ class ApiKeyStore:
         key_id, key = new_key()
         record = ApiKey(key_id, user_id, time.time() if now is None else now, None)
         self._db.execute(
-            "INSERT INTO api_keys (key_id, key_hash, user_id, created_at) VALUES (?, ?, ?, ?)",
-            (key_id, hash_key(key), user_id, record.created_at),
+            "INSERT INTO api_keys (key_id, key_hash, user_id, created_at)"
+            " VALUES (:key_id, :key_hash, :user_id, :created_at)",
+            {"key_id": key_id, "key_hash": hash_key(key), "user_id": user_id, "created_at": record.created_at},
         )
         return record, key
 
     def list_keys(self) -> list[ApiKey]:
-        rows = self._db.execute("SELECT key_id, user_id, created_at, revoked_at FROM api_keys ORDER BY created_at")
-        return [ApiKey(*row) for row in rows]
+        rows = self._db.fetch(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at")
+        return [ApiKey(**row) for row in rows]
 
     def revoke(self, key_id: str, now: float | None = None) -> ApiKey:
         """Revoke a key (again is fine: the first time counts); NotFoundError if there is none."""
         self._db.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-            (time.time() if now is None else now, key_id),
+            "UPDATE api_keys SET revoked_at = :now WHERE key_id = :key_id AND revoked_at IS NULL",
+            {"now": time.time() if now is None else now, "key_id": key_id},
         )
-        row = self._db.execute(
-            "SELECT key_id, user_id, created_at, revoked_at FROM api_keys WHERE key_id = ?", (key_id,)
-        ).fetchone()
-        if row is None:
+        rows = self._db.fetch(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = :key_id", {"key_id": key_id})
+        if not rows:
             raise NotFoundError(f"no API key {key_id!r}")
-        return ApiKey(*row)
+        return ApiKey(**rows[0])
 
     def user_of(self, key_hash: str) -> str | None:
         """The user of the unrevoked key with this hash, else None.
@@ -111,10 +107,10 @@ class ApiKeyStore:
         An index lookup on the hash leaks nothing worth timing: the hash of a guess says nothing
         about the hash of a key.
         """
-        row = self._db.execute(
-            "SELECT user_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,)
-        ).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._db.fetch(
+            "SELECT user_id FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL", {"key_hash": key_hash}
+        )
+        return str(rows[0]["user_id"]) if rows else None
 
     def close(self) -> None:
         self._db.close()

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from tests.support.postgres import PostgresServer
 from wfsched.api import server
 from wfsched.cli import commands
 from wfsched.cli.client import ApiError
@@ -40,6 +41,20 @@ def test_serve_flags_win_over_variables(env: pytest.MonkeyPatch, tmp_path: Path)
     (settings,) = served
     assert settings.port == 9100 and settings.max_active_users == 7
     assert settings.data_roots == (tmp_path / "a", tmp_path / "b")
+
+
+def test_db_is_a_file_or_a_postgresql_url_for_serve_and_keys(
+    env: pytest.MonkeyPatch, postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served: list[Settings] = []
+    env.setattr(server, "serve_until_interrupted", lambda settings: served.append(settings) or 0)
+    assert run("serve", "--db", "postgresql://wfsched@db.internal:5433/wfsched") == 0
+    assert served[0].db == "postgresql://wfsched@db.internal:5433/wfsched"  # whole, not folded as a path
+    url = postgres.new_database()
+    assert run("keys", "create", "--user", "lab-a", "--db", url) == 0
+    key = capsys.readouterr().out.strip()
+    assert run("keys", "list", "--db", url) == 0
+    assert f"{key[:13]}_…" in capsys.readouterr().out
 
 
 def test_a_bad_variable_is_one_line_and_exit_2(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,11 +11,11 @@ from wfsched.control.quota import SubmitLimits
 from wfsched.control.scheduler_state import SchedulerState
 from wfsched.exceptions import IdempotencyKeyReusedError, QuotaExceededError
 from wfsched.models.state import WorkflowStatus
-from wfsched.store.sqlite import SqliteRunStore
+from wfsched.store.runs import SqlRunStore
 
 
 def make_state(db: Path, clock: Clock, **limits: int) -> SchedulerState:
-    return SchedulerState(SqliteRunStore(db), max_active_users=1, clock=clock, limits=SubmitLimits(**limits))
+    return SchedulerState(SqlRunStore(db), max_active_users=1, clock=clock, limits=SubmitLimits(**limits))
 
 
 def test_submissions_per_minute_are_limited_per_user_and_say_when_to_retry(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from wfsched.control.progress_state import EVENTS_PER_WORKFLOW, ProgressState
 from wfsched.models.event import Event, EventType
-from wfsched.store.sqlite import SqliteRunStore
+from wfsched.store.runs import SqlRunStore
 
 
 def event(seq: int, workflow_id: str = "w") -> Event:
@@ -50,7 +50,7 @@ def test_a_timed_out_or_cancelled_wait_leaves_nothing_behind() -> None:
 
 
 def test_old_events_and_missed_publishes_come_from_the_store(tmp_path: Path) -> None:
-    store = SqliteRunStore(tmp_path / "db")
+    store = SqlRunStore(tmp_path / "db")
     last = EVENTS_PER_WORKFLOW + 50
     store.save(events=[("u", event(i)) for i in range(1, last + 1)])
     state = ProgressState(store.events_after, store.user_events_after, store.feed_after)
@@ -62,7 +62,7 @@ def test_old_events_and_missed_publishes_come_from_the_store(tmp_path: Path) -> 
 
 
 def test_a_users_stream_reads_the_store_and_wakes_on_their_publish(tmp_path: Path) -> None:
-    store = SqliteRunStore(tmp_path / "db")
+    store = SqlRunStore(tmp_path / "db")
     state = ProgressState(store.events_after, store.user_events_after, store.feed_after)
     mine, theirs = event(1, "w1"), event(1, "w2")
     store.save(events=[("alice", mine), ("bob", theirs)])
@@ -81,7 +81,7 @@ def test_a_users_stream_reads_the_store_and_wakes_on_their_publish(tmp_path: Pat
 
 
 def test_the_feed_gives_everyones_events_in_id_order_and_reads_the_store_beyond_memory(tmp_path: Path) -> None:
-    store = SqliteRunStore(tmp_path / "db")
+    store = SqlRunStore(tmp_path / "db")
     state = ProgressState(store.events_after, store.user_events_after, store.feed_after)
     before = [("alice", event(1, "w1")), ("bob", event(1, "w2"))]
     store.save(events=before)  # persisted before this state existed: only the store has them
@@ -125,7 +125,7 @@ def test_the_feed_holds_back_events_that_arrive_ahead_of_an_earlier_one() -> Non
 
 
 def test_an_id_that_never_comes_is_taken_from_the_store(tmp_path: Path) -> None:
-    store = SqliteRunStore(tmp_path / "db")
+    store = SqlRunStore(tmp_path / "db")
     events = [("u", event(seq)) for seq in (1, 2, 3)]
     store.save(events=events)
     state = ProgressState(store.events_after, store.user_events_after, store.feed_after)

@@ -20,9 +20,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def state(tmp_path: Path, clock: Clock) -> Iterator[SchedulerState]:
-    from wfsched.store.sqlite import SqliteRunStore
+    from wfsched.store.runs import SqlRunStore
 
-    store = SqliteRunStore(tmp_path / "runs.db")
+    store = SqlRunStore(tmp_path / "runs.db")
     yield SchedulerState(store, max_active_users=1, clock=clock)
     store.close()
 

@@ -13,7 +13,7 @@ from wfsched.control.scheduler_state import SchedulerState
 from wfsched.exceptions import ConflictError, InvalidRequestError, NotFoundError
 from wfsched.models.event import EventType
 from wfsched.models.state import JobRecord, JobStatus, WorkflowStatus
-from wfsched.store.sqlite import SqliteRunStore
+from wfsched.store.runs import SqlRunStore
 
 
 class Clock:
@@ -32,7 +32,7 @@ def db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def state(db: Path) -> Iterator[SchedulerState]:
-    store = SqliteRunStore(db)
+    store = SqlRunStore(db)
     yield SchedulerState(store, max_active_users=2, clock=Clock())
     store.close()
 
@@ -101,7 +101,7 @@ def test_admission_limit_queue_positions_and_events(state: SchedulerState, db: P
     finish(state, "w-u1", "a")
     assert state.workflow("u3", "w-u3")[0].status == WorkflowStatus.running
     assert state.workflow("u4", "w-u4")[0].queue_position == 1
-    events = SqliteRunStore(db).events_after("w-u4", 0)
+    events = SqlRunStore(db).events_after("w-u4", 0)
     assert [(e.type, e.data.get("queue_position")) for e in events] == [
         (EventType.workflow_queued, 2),
         (EventType.workflow_queued, 1),
@@ -162,11 +162,11 @@ def test_the_list_cursor_is_the_users_own_workflow_not_a_global_count(state: Sch
 
 
 def test_recovery_resends_running_jobs_and_keeps_finished_ones(db: Path) -> None:
-    first = SchedulerState(SqliteRunStore(db), max_active_users=1, clock=Clock())
+    first = SchedulerState(SqlRunStore(db), max_active_users=1, clock=Clock())
     first.submit("w1", "u1", "n", jobs("w1", [("a", "m", []), ("b", "m", []), ("c", "m", [])]))
     first.submit("w2", "u2", "n", jobs("w2", [("a", "m", [])]))
     finish(first, "w1", "a")
-    second = SchedulerState(SqliteRunStore(db), max_active_users=1, clock=Clock())
+    second = SchedulerState(SqlRunStore(db), max_active_users=1, clock=Clock())
     outcome = second.recover()
     assert started(outcome.commands) == ["b"]
     assert second.workflow("u2", "w2")[0].queue_position == 1
@@ -239,12 +239,12 @@ def test_the_request_id_stays_on_the_workflow_its_first_event_and_its_job_starts
     (command,) = outcome.commands
     assert isinstance(command, StartJob) and command.request_id == "req-1"
     assert command.then is not None  # the continuation runs under the same request id (executor)
-    events = SqliteRunStore(db).events_after("w", 0)
+    events = SqlRunStore(db).events_after("w", 0)
     assert events[0].data["request_id"] == "req-1"
     assert all("request_id" not in e.data for e in events[1:])
     for user in ("v1", "v2"):  # the limit is 2 active users: a queued workflow's first event carries it too
         state.submit(f"w-{user}", user, "n", jobs(f"w-{user}", [("a", "m", [])]), request_id=f"req-{user}")
-    (queued,) = SqliteRunStore(db).events_after("w-v2", 0)
+    (queued,) = SqlRunStore(db).events_after("w-v2", 0)
     assert queued.type == EventType.workflow_queued and queued.data["request_id"] == "req-v2"
-    recovered = SchedulerState(SqliteRunStore(db), max_active_users=2, clock=Clock())
+    recovered = SchedulerState(SqlRunStore(db), max_active_users=2, clock=Clock())
     assert [c.request_id for c in recovered.recover().commands if isinstance(c, StartJob)] == ["req-1", "req-v1"]
