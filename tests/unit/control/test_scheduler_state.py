@@ -115,7 +115,7 @@ def test_a_queued_event_goes_only_to_workflows_whose_place_changed(state: Schedu
     for user in ("u1", "u2", "u3", "u4"):  # the limit is 2: u3 waits first, u4 second
         state.submit(f"w-{user}", user, "n", jobs(f"w-{user}", [("a", "m", [])]))
     state.submit("w-u3-again", "u3", "n", jobs("w-u3-again", [("a", "m", [])]))
-    store = SqliteRunStore(db)
+    store = SqlRunStore(db)
     assert [e.data["queue_position"] for e in store.events_after("w-u3-again", 0)] == [1]
     assert [e.data["queue_position"] for e in store.events_after("w-u4", 0)] == [2]
     finish(state, "w-u1", "a")  # u3 takes the slot with both workflows; u4 moves up
