@@ -141,10 +141,13 @@ def _http() -> httpx.Client:
 def bench_service(**overrides: Any) -> Iterator[tuple[Settings, str]]:
     """A whole service in a fresh folder for a benchmark: its settings and base URL; stopped after.
 
-    Worker logs are not streamed: printing them would load the machine being measured.
+    Worker logs are not streamed: printing them would load the machine being measured. Metrics
+    reach Ray's agent at Ray's own interval, as in production, not every second as in the tests.
     """
     settings = test_settings(Path(tempfile.mkdtemp(prefix="wfsched-bench-")), **overrides)
-    server.start(settings, {**ray_init_options(), "log_to_driver": False})
+    options = {**ray_init_options(), "log_to_driver": False}
+    del options["_system_config"]
+    server.start(settings, options)
     base = f"http://{settings.host}:{settings.port}"
     try:
         wait_healthy(base)
