@@ -19,9 +19,9 @@ The verdict, when Locust quits (exit code 0 only if every line passes):
 - every workflow answered 201 is listed by its owner (`GET /api/workflows`, every page) and
   finished, waiting at most `--finish-wait-s` after the users stop.
 
-The bounds (reads 1 s, submissions 1.5 s) are what an interactive user still calls responsive, and
-room above what this 2-core machine measured while also running another engineer's benchmark
-(p95 0.4–0.9 s; README, "Load test"): they catch a service that degrades, not a busy neighbour.
+The bounds (reads 1 s, submissions 1.5 s) are what an interactive user still calls responsive, with
+room above what this 2-core machine measured while other work ran on it (p95 0.45–0.9 s; README,
+"Load test"): they catch a service that degrades, not a neighbour's ordinary load.
 The submitted workflows are remembered in this process, so run it with one Locust process (the
 default), not distributed.
 """
