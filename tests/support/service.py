@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -144,16 +145,18 @@ def bench_service(**overrides: Any) -> Iterator[tuple[Settings, str]]:
     Worker logs are not streamed: printing them would load the machine being measured. Metrics
     reach Ray's agent at Ray's own interval, as in production, not every second as in the tests.
     """
-    settings = test_settings(Path(tempfile.mkdtemp(prefix="wfsched-bench-")), **overrides)
+    folder = Path(tempfile.mkdtemp(prefix="wfsched-bench-"))
+    settings = test_settings(folder, **overrides)
     options = {**ray_init_options(), "log_to_driver": False}
     del options["_system_config"]
-    server.start(settings, options)
     base = f"http://{settings.host}:{settings.port}"
     try:
+        server.start(settings, options)
         wait_healthy(base)
         yield settings, base
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def wait_healthy(base_url: str, timeout_s: float = 120) -> None:
