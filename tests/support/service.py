@@ -138,13 +138,14 @@ def _http() -> httpx.Client:
 
 
 @contextlib.contextmanager
-def bench_service(**overrides: Any) -> Iterator[tuple[Settings, str]]:
+def bench_service(ray_options: dict[str, Any] | None = None, **overrides: Any) -> Iterator[tuple[Settings, str]]:
     """A whole service in a fresh folder for a benchmark: its settings and base URL; stopped after.
 
-    Worker logs are not streamed: printing them would load the machine being measured.
+    `ray_options` replace those of `ray_init_options` (the logical CPUs and GPUs, say). Worker logs
+    are not streamed: printing them would load the machine being measured.
     """
     settings = test_settings(Path(tempfile.mkdtemp(prefix="wfsched-bench-")), **overrides)
-    server.start(settings, {**ray_init_options(), "log_to_driver": False})
+    server.start(settings, {**ray_init_options(), "log_to_driver": False, **(ray_options or {})})
     base = f"http://{settings.host}:{settings.port}"
     try:
         wait_healthy(base)
