@@ -13,16 +13,17 @@ Two ways to build it, on purpose:
   what a test or a library caller builds is what it gets, whatever the shell exports.
 
 List-valued variables are split here, not decoded as JSON: `WFSCHED_DATA_ROOTS` by `:`
-(`os.pathsep`), `WFSCHED_JOB_MODULES` and `WFSCHED_TRUSTED_PROXIES` by `,`. An empty variable
-counts as unset.
+(`os.pathsep`), `WFSCHED_JOB_MODULES` and `WFSCHED_TRUSTED_PROXIES` by `,`, and
+`WFSCHED_TENANT_WEIGHTS` by `,` into `name=weight` pairs. An empty variable counts as unset.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, NewType, TypeAlias
@@ -72,6 +73,15 @@ class AuthMode(StrEnum):
     trusted_proxy = "trusted_proxy"
 
 
+class BatchOrder(StrEnum):
+    """Whose segmentation batch gets the next free accelerator slot (README, "Fair share")."""
+
+    #: Weighted deficit round-robin over the tenants with batches waiting: each gets its weight's share.
+    fair = "fair"
+    #: First asked, first served, whoever asks: what Ray's own queue does; kept for comparison.
+    fifo = "fifo"
+
+
 def _split(separator: str) -> Callable[[Any], Any]:
     """A string becomes its non-empty, stripped items; anything else is left to the field's type."""
 
@@ -106,9 +116,38 @@ def _database_location(value: Any) -> Any:
     return Path(value).expanduser() if isinstance(value, str | Path) else value
 
 
+def _weights(value: Any) -> Any:
+    """`alice=2,bob=0.5` (or a mapping) becomes sorted (tenant, weight) pairs; the weights are checked by type."""
+    if isinstance(value, str):
+        pairs = []
+        for item in _split(",")(value):
+            tenant, equals, weight = item.rpartition("=")
+            if not equals or not tenant.strip():
+                raise ValueError(f"{item!r} is not tenant=weight")
+            pairs.append((tenant.strip(), weight.strip()))
+        return tuple(sorted(pairs))
+    if isinstance(value, Mapping):
+        return tuple(sorted(value.items()))
+    return value
+
+
+def _gpus(value: Any) -> Any:
+    """`auto`, or a number of GPUs ≥ 0: one sentence for anything else (not one per union member)."""
+    if value == "auto":
+        return value
+    try:
+        gpus = float(value)
+    except (TypeError, ValueError):
+        gpus = math.nan
+    if not gpus >= 0 or math.isinf(gpus):
+        raise ValueError("must be 'auto' or a number of GPUs of at least 0")
+    return gpus
+
+
 UserPath = Annotated[Path, AfterValidator(Path.expanduser)]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class Settings(BaseSettings):
@@ -136,8 +175,16 @@ class Settings(BaseSettings):
     branch_actors: PositiveInt = 2
     # Extra modules whose JOB_TYPES are registered beside the built-in ones (tests, plugins).
     job_modules: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split(","))] = ()
-    # GPUs per segment_tiles task; fractional shares a GPU, 0 runs on CPU-only clusters.
-    num_gpus_per_task: NonNegative = 0.0
+    # GPUs per segment_tiles task; fractional shares a GPU, 0 runs on CPUs. `auto`: 1 while the
+    # cluster has GPUs, else 0 (`gpus_per_task`).
+    num_gpus_per_task: Annotated[float | Literal["auto"], BeforeValidator(_gpus)] = "auto"
+    # Whose batch gets the next accelerator slot: fair share across tenants, or first come first served.
+    batch_order: BatchOrder = BatchOrder.fair
+    # Shares of the accelerators under fair order, per tenant (user id); 1 for a tenant not listed.
+    tenant_weights: Annotated[tuple[tuple[str, Positive], ...], NoDecode, BeforeValidator(_weights)] = ()
+    # A job's slots return to the pool once it has not been heard from this long (its process died);
+    # a running job renews every third of it.
+    slot_lease_s: Positive = 30.0
     api_replicas: PositiveInt = 1
     api_num_cpus: NonNegative = 0.0
     cancel_grace_s: NonNegative = CANCEL_GRACE_S
@@ -172,6 +219,16 @@ class Settings(BaseSettings):
     api_key_cache_s: NonNegative = 5.0
     # Metrics carry the tenant (user id) as a label; off, it reads "all" (for very many tenants).
     metrics_tenant_label: bool = True
+
+    def gpus_per_task(self, cluster_gpus: float) -> float:
+        """What a segmentation task asks Ray for, on a cluster with `cluster_gpus` GPUs now.
+
+        An explicit `num_gpus_per_task` wins; `auto` is one GPU a task while the cluster has any,
+        none (CPUs) while it has none.
+        """
+        if self.num_gpus_per_task == "auto":
+            return 1.0 if cluster_gpus > 0 else 0.0
+        return self.num_gpus_per_task
 
     @model_validator(mode="after")
     def _proxies_for_trusted_proxy(self) -> Settings:

@@ -139,16 +139,17 @@ def _http() -> httpx.Client:
 
 
 @contextlib.contextmanager
-def bench_service(**overrides: Any) -> Iterator[tuple[Settings, str]]:
+def bench_service(ray_options: dict[str, Any] | None = None, **overrides: Any) -> Iterator[tuple[Settings, str]]:
     """A whole service in a fresh folder for a benchmark: its settings and base URL; stopped after.
 
-    Worker logs are not streamed: printing them would load the machine being measured. Metrics
-    reach Ray's agent at Ray's own interval, as in production, not every second as in the tests.
+    `ray_options` replace those of `ray_init_options` (the logical CPUs and GPUs, say). Worker logs
+    are not streamed: printing them would load the machine being measured. Metrics reach Ray's
+    agent at Ray's own interval, as in production, not every second as in the tests.
     """
     folder = Path(tempfile.mkdtemp(prefix="wfsched-bench-"))
     settings = test_settings(folder, **overrides)
-    options = {**ray_init_options(), "log_to_driver": False}
-    del options["_system_config"]
+    options = {**ray_init_options(), "log_to_driver": False, **(ray_options or {})}
+    options.pop("_system_config", None)
     base = f"http://{settings.host}:{settings.port}"
     try:
         server.start(settings, options)

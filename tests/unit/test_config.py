@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wfsched.config import AuthMode, Settings
+from wfsched.config import AuthMode, BatchOrder, Settings
 from wfsched.exceptions import SettingsError
 
 
@@ -67,6 +67,23 @@ def test_a_plain_settings_reads_no_variable(env: pytest.MonkeyPatch) -> None:
             "none",
             "WFSCHED_AUTH_MODE must be 'header', 'api_key' or 'trusted_proxy', got 'none'",
         ),
+        (
+            "WFSCHED_NUM_GPUS_PER_TASK",
+            "-1",
+            "WFSCHED_NUM_GPUS_PER_TASK: must be 'auto' or a number of GPUs of at least 0, got '-1'",
+        ),
+        (
+            "WFSCHED_NUM_GPUS_PER_TASK",
+            "one",
+            "WFSCHED_NUM_GPUS_PER_TASK: must be 'auto' or a number of GPUs of at least 0, got 'one'",
+        ),
+        (
+            "WFSCHED_TENANT_WEIGHTS",
+            "lab=2,clinic",
+            "WFSCHED_TENANT_WEIGHTS: 'clinic' is not tenant=weight, got 'lab=2,clinic'",
+        ),
+        ("WFSCHED_TENANT_WEIGHTS", "lab=0", "WFSCHED_TENANT_WEIGHTS must be greater than 0, got 'lab=0'"),
+        ("WFSCHED_BATCH_ORDER", "random", "WFSCHED_BATCH_ORDER must be 'fair' or 'fifo', got 'random'"),
         (
             "WFSCHED_TRUSTED_PROXIES",
             "10.0.0.5,proxy.example",
@@ -129,3 +146,32 @@ def test_settings_are_frozen_hashable_and_pickle_without_reading_the_environment
     assert copy == settings and copy.port == 9200 and hash(copy) == hash(settings)
     assert copy.stream_token_secret == settings.stream_token_secret
     assert "stream_token_secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("setting", "cluster_gpus", "gpus_per_task"),
+    [("auto", 8.0, 1.0), ("auto", 0.5, 1.0), ("auto", 0.0, 0.0), (0.25, 8.0, 0.25), (0.0, 8.0, 0.0), (2.0, 0.0, 2.0)],
+)
+def test_gpus_per_task_auto_follows_the_cluster_and_an_explicit_value_wins(
+    setting: float | str, cluster_gpus: float, gpus_per_task: float
+) -> None:
+    assert Settings(num_gpus_per_task=setting).gpus_per_task(cluster_gpus) == gpus_per_task
+
+
+def test_gpus_per_task_defaults_to_auto(env: pytest.MonkeyPatch) -> None:
+    assert Settings().num_gpus_per_task == Settings.from_env().num_gpus_per_task == "auto"
+    env.setenv("WFSCHED_NUM_GPUS_PER_TASK", "auto")
+    assert Settings.from_env().num_gpus_per_task == "auto"
+    env.setenv("WFSCHED_NUM_GPUS_PER_TASK", "0")
+    assert Settings.from_env().gpus_per_task(cluster_gpus=4.0) == 0.0  # CPUs on purpose, GPUs or not
+
+
+def test_fair_order_and_tenant_weights(env: pytest.MonkeyPatch) -> None:
+    assert Settings().batch_order == BatchOrder.fair and Settings().tenant_weights == ()
+    env.setenv("WFSCHED_BATCH_ORDER", "fifo")
+    env.setenv("WFSCHED_TENANT_WEIGHTS", "lab=2, clinic = 0.5,")
+    settings = Settings.from_env()
+    assert settings.batch_order == BatchOrder.fifo
+    assert settings.tenant_weights == (("clinic", 0.5), ("lab", 2.0))
+    assert Settings(tenant_weights={"lab": 3}).tenant_weights == (("lab", 3.0),)
+    hash(settings)  # still hashable: one frozen object, passed to actors

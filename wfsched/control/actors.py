@@ -12,6 +12,7 @@ from wfsched.types import Handle
 
 SCHEDULER_NAME = "wfsched-scheduler"
 PROGRESS_NAME = "wfsched-progress"
+DISPATCHER_NAME = "wfsched-dispatcher"
 BRANCH_NAME = "wfsched-branch-{index}"
 
 # Async and threaded actors here only wait on I/O and other actors; they need no CPU slot.
@@ -35,7 +36,8 @@ def get_or_create(actor_class: Any, name: str, settings: Settings, *, on_head: b
     """The named actor, created from `actor_class` if it does not exist yet (a GCS round trip).
 
     The caller passes the class, so this module imports none: it names the actors and finds them.
-    `on_head`: the actor opens the SQLite file, which lives on the head node.
+    `on_head`: the actor opens the SQLite file, which lives on the head node, or must outlive any
+    worker node.
     """
     options = {**CONTROL_OPTIONS, **(_pinned_to_head() if on_head else {})}
     return actor_class.options(name=name, namespace=settings.namespace, **options).remote(settings)  # type: ignore[no-any-return]

@@ -1,7 +1,9 @@
 """Whole-slide segmentation as plain functions: plan tiles, fan batches out, stitch, write outputs.
 
 The fan-out takes a `SubmitBatch` callable, so the job runner passes one that starts Ray tasks
-and unit tests and the Ray-less benchmark pass `run_in_process`; nothing here imports ray.
+and unit tests and the Ray-less benchmark pass `run_in_process`; nothing here imports ray. It
+takes a `SlotSource` too: the job runner's asks the tile-batch dispatcher for a slot before each
+batch goes out (fair share across tenants, control/dispatcher.py); the default grants at once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from wfsched.config import CANCEL_GRACE_S
 from wfsched.imaging.checkpoint import TileCheckpoints
@@ -62,6 +64,41 @@ def stop_batches(batches: Sequence[Submitted], grace_s: float) -> None:
 SubmitBatch = Callable[[SegmentSpec, list[Tile]], Submitted]
 
 
+class SlotSource(Protocol):
+    """Where a fan-out gets an accelerator slot for each batch before the batch goes out."""
+
+    def acquire(self, cost: float) -> Future[int | None]:
+        """A slot for a batch of `cost` tiles: the slot's id once granted, or None if the request
+        was dropped (the holder's lease ran out while it stalled): ask again."""
+
+    def release(self, slot: int) -> None:
+        """The batch that held `slot` ended (finished, failed or was stopped)."""
+
+    def keep_alive(self) -> None:
+        """The fan-out is alive; called often, renews its lease now and then."""
+
+    def close(self) -> None:
+        """The fan-out ended: what it still asks for is withdrawn, what it holds given back."""
+
+
+class GrantAtOnce:
+    """A SlotSource with a slot for every batch at once: nothing shared (in-process runs, tests)."""
+
+    def acquire(self, cost: float) -> Future[int | None]:
+        granted: Future[int | None] = Future()
+        granted.set_result(0)
+        return granted
+
+    def release(self, slot: int) -> None:
+        pass
+
+    def keep_alive(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _no_progress(done: int, total: int) -> None:
     pass
 
@@ -90,6 +127,8 @@ class FanOut:
     """How long batches in flight get to stop before they are forced."""
     on_batch: Callable[[SegmentedBatch], None] = _no_batch
     """Each finished batch, once its tiles are checkpointed."""
+    slots: SlotSource = field(default_factory=GrantAtOnce)
+    """A slot before each batch goes out, given back when it ends."""
 
 
 @dataclass
@@ -160,37 +199,80 @@ def run_batches(
 ) -> int:
     """Segment the tiles without a checkpoint, `max_in_flight` batches at a time; returns how many ran.
 
-    `fan_out.on_batch` gets each finished batch once its tiles are checkpointed (totals, metrics).
+    Each batch waits for a slot from `fan_out.slots`, and gives it back when it ends, however it
+    ends. `fan_out.on_batch` gets each finished batch once its tiles are checkpointed (totals, metrics).
 
     Every finished batch is checkpointed before progress is reported, so a crash loses at most the
     batches in flight. On any exception (cancellation included) the batches in flight are stopped:
-    cancelled, and force-cancelled if they still run after `cancel_grace_s`.
+    cancelled, and force-cancelled if they still run after `cancel_grace_s`; then every slot asked
+    for or held is let go.
     """
     done_before = checkpoints.done_indices()
     todo = [tile for tile in tiles if tile.index not in done_before]
     total, done = len(tiles), len(tiles) - len(todo)
     fan_out.on_progress(done, total)
-    queue = deque(batches(todo, fan_out.batch_size))
-    in_flight: dict[Future[SegmentedBatch], Submitted] = {}
+    fan = _Fan(deque(batches(todo, fan_out.batch_size)), fan_out.slots)
     try:
-        while queue or in_flight:
+        while fan.busy:
             fan_out.check_cancelled()
-            while queue and len(in_flight) < fan_out.max_in_flight:
-                submitted = submit(spec, queue.popleft())
-                in_flight[submitted.future] = submitted
-            finished, _ = wait(in_flight, timeout=_POLL_INTERVAL_S, return_when=FIRST_COMPLETED)
-            for future in finished:
-                del in_flight[future]
-                batch = future.result()
+            fan_out.slots.keep_alive()
+            fan.ask(fan_out.max_in_flight)
+            for batch in fan.step(spec, submit):
                 for result in batch.results:
                     checkpoints.save(result)
                     done += 1
                 fan_out.on_batch(batch)
                 fan_out.on_progress(done, total)
     except BaseException:
-        stop_batches(list(in_flight.values()), fan_out.cancel_grace_s)
+        stop_batches(fan.in_flight, fan_out.cancel_grace_s)
         raise
+    finally:
+        fan_out.slots.close()
     return len(todo)
+
+
+class _Fan:
+    """run_batches' batches: waiting to be asked for, asked a slot for, and running with one."""
+
+    def __init__(self, queue: deque[list[Tile]], slots: SlotSource) -> None:
+        self.queue = queue
+        self.slots = slots
+        self.asked: dict[Future[int | None], list[Tile]] = {}
+        self.running: dict[Future[SegmentedBatch], tuple[Submitted, int]] = {}
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue or self.asked or self.running)
+
+    @property
+    def in_flight(self) -> list[Submitted]:
+        return [submitted for submitted, _ in self.running.values()]
+
+    def ask(self, max_in_flight: int) -> None:
+        """A slot for each batch that may go out now: at most `max_in_flight` asked or running."""
+        while self.queue and len(self.asked) + len(self.running) < max_in_flight:
+            tiles = self.queue.popleft()
+            self.asked[self.slots.acquire(len(tiles))] = tiles
+
+    def step(self, spec: SegmentSpec, submit: SubmitBatch) -> list[SegmentedBatch]:
+        """Wait a poll for a slot or a batch: submit the batches granted one; the batches finished."""
+        waiting: list[Future[Any]] = [*self.asked, *self.running]
+        finished, _ = wait(waiting, timeout=_POLL_INTERVAL_S, return_when=FIRST_COMPLETED)
+        ended: list[SegmentedBatch] = []
+        for future in finished:
+            if future in self.asked:
+                tiles = self.asked.pop(future)
+                slot = future.result()
+                if slot is None:  # dropped, not granted: ask again first
+                    self.queue.appendleft(tiles)
+                    continue
+                submitted = submit(spec, tiles)
+                self.running[submitted.future] = (submitted, slot)
+            else:
+                _, slot = self.running.pop(future)
+                self.slots.release(slot)
+                ended.append(future.result())  # a failed batch raises here, its slot given back
+        return ended
 
 
 def assemble_outputs(plan: SegmentationPlan, checkpoints: TileCheckpoints, output_dir: Path) -> dict[str, Any]:

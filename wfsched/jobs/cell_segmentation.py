@@ -15,7 +15,9 @@ from wfsched.imaging.pipeline import (
     DETECTIONS_NAME,
     LABELS_NAME,
     FanOut,
+    GrantAtOnce,
     SegmentationPlan,
+    SlotSource,
     SubmitBatch,
     Submitted,
     plan_segmentation,
@@ -136,20 +138,26 @@ def plan_for(ctx: JobContext, params: CellSegmentationParams) -> tuple[Segmentat
     return plan, tissue, source
 
 
-def segment(ctx: JobContext, submit: SubmitBatch) -> dict[str, Any]:
-    """The runner's body with the task launcher passed in (Ray in `run`, in-process in tests)."""
+def segment(
+    ctx: JobContext, submit: SubmitBatch, gpus_per_task: float = 0.0, slots: SlotSource | None = None
+) -> dict[str, Any]:
+    """The runner's body with the task launcher passed in (Ray in `run`, in-process in tests).
+
+    `gpus_per_task` is what each of `submit`'s tasks holds; `slots` says when a batch may go out
+    (the dispatcher in `run`; by default every batch at once).
+    """
     import json
 
     params = cast(CellSegmentationParams, ctx.params)
     plan, tissue, source = plan_for(ctx, params)
     fan_out = FanOut(
-        batch_size=params.batch_size
-        or (TASK_TILES_ON_GPU if ctx.settings.num_gpus_per_task > 0 else TASK_TILES_ON_CPU),
+        batch_size=params.batch_size or (TASK_TILES_ON_GPU if gpus_per_task > 0 else TASK_TILES_ON_CPU),
         max_in_flight=params.max_batches_in_flight,
         on_progress=ctx.report_progress,
         check_cancelled=ctx.check_cancelled,
         cancel_grace_s=ctx.settings.cancel_grace_s,
-        on_batch=functools.partial(_measure_batch, _meter(ctx.settings.metrics_tenant_label), ctx),
+        on_batch=functools.partial(_measure_batch, _meter(ctx.settings.metrics_tenant_label), ctx, gpus_per_task),
+        slots=slots or GrantAtOnce(),
     )
     summary = segment_slide(plan, submit, ctx.output_dir, fan_out)
     area_mm2 = tissue.area_mm2
@@ -175,13 +183,13 @@ def _meter(tenant_label: bool) -> Meter:
     return Meter(tenant_label)
 
 
-def _measure_batch(meter: Meter, ctx: JobContext, batch: SegmentedBatch) -> None:
+def _measure_batch(meter: Meter, ctx: JobContext, gpus: float, batch: SegmentedBatch) -> None:
     """Tiles, seconds per tile, and the accelerator time the batch's task held, per tenant.
 
     A task that held GPUs counts wall × GPUs as GPU-seconds (whatever device its code ran on);
     one on CPUs counts its wall time as worker-seconds.
     """
-    tiles, wall_s, gpus = len(batch.results), batch.stage_s.get("wall", 0.0), ctx.settings.num_gpus_per_task
+    tiles, wall_s = len(batch.results), batch.stage_s.get("wall", 0.0)
     accelerator = "gpu" if gpus > 0 else "cpu"
     tenant = meter.tenant(ctx.user_id)
     meter.inc("wfsched_tiles_segmented_total", tiles, tenant=tenant)
@@ -191,7 +199,12 @@ def _measure_batch(meter: Meter, ctx: JobContext, batch: SegmentedBatch) -> None
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    return segment(ctx, ray_submitter(ctx.settings.num_gpus_per_task, ctx.log_fields))
+    """Batches as Ray tasks, each going out when the dispatcher grants it a slot (fair share)."""
+    from wfsched.control.dispatcher import task_slots
+
+    slots = task_slots(ctx.settings, ctx.user_id, f"{ctx.workflow_id}/{ctx.job_id}")
+    gpus_per_task = slots.gpus_per_task()
+    return segment(ctx, ray_submitter(gpus_per_task, ctx.log_fields), gpus_per_task, slots)
 
 
 JOB_TYPES = [

@@ -114,6 +114,14 @@ CATALOGUE: tuple[Series, ...] = (
         "GPU-seconds held by segmentation tasks (accelerator gpu), or worker-seconds on CPUs (cpu).",
         ("tenant", "accelerator"),
     ),
+    # Fair share of the accelerators (the tile-batch dispatcher).
+    Series(
+        "wfsched_batch_slots",
+        Kind.gauge,
+        "Segmentation tasks the cluster runs at once: GPUs ÷ GPUs per task, or CPUs without GPUs.",
+    ),
+    Series("wfsched_batch_slots_held", Kind.gauge, "Slots held by running segmentation batches.", ("tenant",)),
+    Series("wfsched_batches_waiting", Kind.gauge, "Segmentation batches waiting for a slot.", ("tenant",)),
     # Live progress (API replicas).
     Series("wfsched_open_streams", Kind.gauge, "Open event streams of this replica.", ("transport",)),
     Series(
