@@ -64,3 +64,4 @@ bench: fetch
 	$(PY) bench/pipeline.py
 	$(PY) bench/postprocess.py
 	$(PY) bench/tenant_limits.py
+	$(PY) bench/fairness.py

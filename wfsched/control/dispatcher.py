@@ -6,6 +6,10 @@ pending `acquire` call, answered when the batch is granted a slot. Every few sec
 reads the cluster's resources: the slot count follows nodes as they come and go, and `auto` GPUs
 per task follow whether the cluster has GPUs.
 
+A restarted dispatcher starts empty: the calls waiting for a slot are retried into it (Ray retries
+a restarting actor's calls), and the slots of batches running meanwhile are not counted until
+those end, so for that while Ray's queue may hold a few more tasks than there are slots.
+
 `TaskSlots` is a job's side of it (a `pipeline.SlotSource`); `task_slots` finds or creates the actor.
 """
 
