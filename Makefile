@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup fetch browser prometheus postgres demo serve test test-fast lint format typecheck bench
+.PHONY: setup fetch browser prometheus postgres demo serve test test-fast lint format typecheck bench load
 
 setup: $(VENV)/.installed
 
@@ -65,3 +65,8 @@ bench: fetch
 	$(PY) bench/postprocess.py
 	$(PY) bench/tenant_limits.py
 	$(PY) bench/fairness.py
+
+# Locust, headless: 50 users for 2 minutes against a local service it starts and stops (test job
+# types, no model); exits non-zero when a threshold of bench/locustfile.py is missed.
+load: setup
+	$(PY) bench/load.py $(LOCUST_ARGS)

@@ -3,9 +3,11 @@
 Prints the submissions/s the API accepts, the scheduling overhead per job (its predecessors done
 → it started; p50, p99) and the makespan against the ideal makespan of the same DAGs, arrival
 times and active-user slots with zero overhead (a simulation using wfsched's own admission and
-branch rules), as a ratio.
+branch rules), as a ratio; then what the run left behind: each actor's memory and the database
+file's size.
 
     python bench/scheduler.py [--workflows 200 --jobs 10 --branches 4 --users 10 --job-s 0.5]
+    python bench/scheduler.py --workflows 2000 --jobs 10 --users 30    # ten times the seed's scale
 
 The jobs are `sleep` jobs: they do no work, they only take `--job-s` each, so that the ideal
 makespan is not zero and the overhead shows against it.
@@ -141,6 +143,44 @@ def main() -> None:
     overrides = {"max_active_users": args.max_active_users, "reconcile_interval_s": Settings().reconcile_interval_s}
     with bench_service(**overrides) as (settings, base):
         run_benchmark(args, base, str(settings.data_roots[0] / "none.svs"))
+        print_footprint(settings.db)
+
+
+def print_footprint(db: Path) -> None:
+    """Resident memory of each Ray worker process this benchmark started (its actors, by the title
+    Ray gives them), and the SQLite file with its WAL."""
+    import psutil
+
+    for process in sorted(psutil.Process().children(recursive=True), key=lambda p: p.pid):
+        try:
+            title, rss = process.cmdline()[0], process.memory_info().rss
+        except (psutil.Error, IndexError):
+            continue
+        if title.startswith("ray::") and "IDLE" not in title:
+            print(f"memory {title.split('.')[0].split(':', 2)[-1] + ':':28s} {rss / 2**20:8.1f} MiB")
+    size_mb = sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 2**20
+    print(f"database file (with WAL):    {size_mb:8.1f} MiB  ({db.name})")
+
+
+def wait_until_all_finished(users: list[Api], workflow_ids: set[str], poll_s: float = 3.0) -> None:
+    """Poll each user's list (a page of 200 a call) until every workflow has finished: a few
+    requests a second, so that the benchmark's own reads do not eat the CPU it measures."""
+    waiting = list(users)
+    deadline = time.monotonic() + 3600
+    while waiting:
+        assert time.monotonic() < deadline, "the benchmark's workflows did not finish within an hour"
+        time.sleep(poll_s)
+        for user in list(waiting):
+            unfinished = [
+                w
+                for status in ("queued", "running")
+                for w in user.request("GET", "/api/workflows", params={"status": status, "limit": 200}).json()[
+                    "workflows"
+                ]
+                if w["workflow_id"] in workflow_ids
+            ]
+            if not unfinished:
+                waiting.remove(user)
 
 
 def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
@@ -154,10 +194,9 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         created = list(pool.map(lambda p: (p[0], p[1], p[0].submit(p[1])), plan))
     submit_s = time.time() - started
-    finished = []
-    for user, jobs, c in created:
-        # Slow polling: the benchmark's own requests must not eat the CPU it measures.
-        finished.append((user, jobs, user.wait(c["workflow_id"], timeout_s=3600, poll_s=1.0)))
+    wait_until_all_finished(users, {c["workflow_id"] for _, _, c in created})
+    # Read once it is all over: the timestamps in them are the measurements, not when they are read.
+    finished = [(user, jobs, user.workflow(c["workflow_id"])) for user, jobs, c in created]
     assert all(w["status"] == "succeeded" for _, _, w in finished), "a benchmark workflow did not succeed"
     first_arrival = min(w["created_at"] for _, _, w in finished)
     makespan = max(j["finished_at"] for _, _, w in finished for j in w["jobs"]) - first_arrival
@@ -169,12 +208,15 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
         f"workflows: {args.workflows} x {args.jobs} jobs over {args.branches} branches, {args.users} users, "
         f"limit {args.max_active_users}, job {args.job_s} s"
     )
-    print(f"submissions/s accepted:      {args.workflows / submit_s:8.1f}  ({args.workflows} in {submit_s:.2f} s)")
+    print(
+        f"submissions/s accepted:      {args.workflows / submit_s:8.1f}  "
+        f"(target >= 100; {args.workflows} in {submit_s:.2f} s)"
+    )
     print(f"scheduling overhead p50:     {statistics.median(overheads_ms):8.1f} ms  (target < 20 ms; {n_jobs} jobs)")
-    print(f"scheduling overhead p99:     {percentile(overheads_ms, 0.99):8.1f} ms")
+    print(f"scheduling overhead p99:     {percentile(overheads_ms, 0.99):8.1f} ms  (target < 100 ms)")
     print(f"makespan:                    {makespan:8.2f} s")
     print(f"ideal makespan (simulated):  {ideal:8.2f} s")
-    print(f"makespan / ideal:            {makespan / ideal:8.2f} x  (target <= 1.5)")
+    print(f"makespan / ideal:            {makespan / ideal:8.2f} x  (target <= 1.1)")
 
 
 if __name__ == "__main__":

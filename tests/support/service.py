@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -142,16 +143,21 @@ def bench_service(ray_options: dict[str, Any] | None = None, **overrides: Any) -
     """A whole service in a fresh folder for a benchmark: its settings and base URL; stopped after.
 
     `ray_options` replace those of `ray_init_options` (the logical CPUs and GPUs, say). Worker logs
-    are not streamed: printing them would load the machine being measured.
+    are not streamed: printing them would load the machine being measured. Metrics reach Ray's
+    agent at Ray's own interval, as in production, not every second as in the tests.
     """
-    settings = test_settings(Path(tempfile.mkdtemp(prefix="wfsched-bench-")), **overrides)
-    server.start(settings, {**ray_init_options(), "log_to_driver": False, **(ray_options or {})})
+    folder = Path(tempfile.mkdtemp(prefix="wfsched-bench-"))
+    settings = test_settings(folder, **overrides)
+    options = {**ray_init_options(), "log_to_driver": False, **(ray_options or {})}
+    options.pop("_system_config", None)
     base = f"http://{settings.host}:{settings.port}"
     try:
+        server.start(settings, options)
         wait_healthy(base)
         yield settings, base
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def wait_healthy(base_url: str, timeout_s: float = 120) -> None:

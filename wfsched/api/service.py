@@ -106,7 +106,8 @@ class Service:
         resolved: dict[str, Path] = {}  # each image path checked and resolved once
 
         def check_image_path(image_path: str) -> None:
-            resolved[image_path] = resolve_in_data_roots(image_path, self.settings.data_roots)
+            if image_path not in resolved:  # a workflow's jobs mostly share one slide
+                resolved[image_path] = resolve_in_data_roots(image_path, self.settings.data_roots)
 
         params = validate_workflow(
             workflow,

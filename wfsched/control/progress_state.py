@@ -3,8 +3,9 @@
 Events are persisted by the scheduler before they are published here. Each API replica holds one
 long-poll on `feed` (everyone's events after a global id) and fans them out to its own open
 streams, so the work here grows with events and replicas, not with watchers. A stream's history
-(what it missed before it opened) comes once from `wait`/`wait_user` with no wait: a workflow's
-recent events are kept in memory, older ones and a user's are read back from the store, as is
+(what it missed before it opened) comes once from `wait`/`wait_user` with no wait: an unfinished
+workflow's recent events are kept in memory; a finished one's, older ones and a user's are read
+back from the store, as is
 anything the feed's memory no longer holds or a lost publish missed. The long-polls are Serve's
 LongPollHost pattern: a caller passes the position it has and gets what is newer at once, or
 waits for it.
@@ -17,11 +18,12 @@ import bisect
 from collections import OrderedDict
 from collections.abc import Callable
 
-from wfsched.models.event import Event
+from wfsched.models.event import Event, EventType
 
-# Events kept in memory per workflow; older ones are read from the store.
+# Events kept in memory per unfinished workflow; older ones are read from the store.
 EVENTS_PER_WORKFLOW = 512
-# Workflows kept in memory; the least recently touched is dropped first.
+# Unfinished workflows kept in memory; the least recently touched is dropped first. A finished
+# workflow's events are read from the store, so memory follows the work in hand, not the history.
 WORKFLOWS_IN_MEMORY = 2_000
 # Everyone's latest events, for the replicas' feeds: a replica further behind reads the store.
 FEED_EVENTS = 50_000
@@ -154,7 +156,10 @@ class ProgressState:
     def publish(self, events: list[tuple[str, Event]]) -> None:
         """Take events (each with its owner) that the store already holds; wake their waiters."""
         for user_id, event in events:
-            self._remember([event])
+            if event.type == EventType.workflow_finished:
+                self._events.pop(event.workflow_id, None)
+            else:
+                self._remember(event)
             self._remember_in_feed(user_id, event)
             self._workflow_waiters.wake(event.workflow_id)
             self._user_waiters.wake(user_id)
@@ -181,19 +186,16 @@ class ProgressState:
         window = self._events.get(workflow_id)
         if window and window[0].seq <= after_seq + 1:
             return [e for e in window if e.seq > after_seq]
-        events = self._read_after(workflow_id, after_seq)
-        self._remember(events)
-        return events
+        return self._read_after(workflow_id, after_seq)
 
-    def _remember(self, events: list[Event]) -> None:
-        for event in events:
-            window = self._events.pop(event.workflow_id, [])
-            self._events[event.workflow_id] = window
-            if window and event.seq <= window[-1].seq:
-                continue  # already here: a re-publish, or read back from the store
-            if window and event.seq != window[-1].seq + 1:
-                window.clear()  # a gap: keep only what is contiguous; the store has the rest
-            window.append(event)
-            del window[:-EVENTS_PER_WORKFLOW]
+    def _remember(self, event: Event) -> None:
+        window = self._events.pop(event.workflow_id, [])
+        self._events[event.workflow_id] = window
+        if window and event.seq <= window[-1].seq:
+            return  # already here: a re-publish
+        if window and event.seq != window[-1].seq + 1:
+            window.clear()  # a gap: keep only what is contiguous; the store has the rest
+        window.append(event)
+        del window[:-EVENTS_PER_WORKFLOW]
         while len(self._events) > WORKFLOWS_IN_MEMORY:
             self._events.popitem(last=False)

@@ -34,7 +34,10 @@ CREATE TABLE IF NOT EXISTS workflows (
     request_id TEXT
 );
 CREATE INDEX IF NOT EXISTS workflows_by_user ON workflows (user_id, seq);
+-- The unfinished ones, at start-up; and one user's workflows of one status (a filtered list), which
+-- by status alone would walk every user's finished workflows.
 CREATE INDEX IF NOT EXISTS workflows_by_status ON workflows (status);
+CREATE INDEX IF NOT EXISTS workflows_by_user_status ON workflows (user_id, status, seq);
 CREATE TABLE IF NOT EXISTS jobs (
     workflow_id TEXT NOT NULL,
     job_id TEXT NOT NULL,

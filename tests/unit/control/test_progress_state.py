@@ -54,11 +54,27 @@ def test_old_events_and_missed_publishes_come_from_the_store(tmp_path: Path) -> 
     last = EVENTS_PER_WORKFLOW + 50
     store.save(events=[("u", event(i)) for i in range(1, last + 1)])
     state = ProgressState(store.events_after, store.user_events_after, store.feed_after)
-    # Nothing was published here (a restart): the store answers, and fills the window.
+    # Nothing was published here (a restart): the store answers.
     assert len(asyncio.run(state.wait("w", 0, 1))) == last
     assert [e.seq for e in asyncio.run(state.wait("w", last - 1, 1))] == [last]
     # Older than the window: read from the store again, nothing lost.
     assert asyncio.run(state.wait("w", 10, 1))[0].seq == 11
+
+
+def test_memory_holds_unfinished_workflows_only(tmp_path: Path) -> None:
+    """A finished workflow's events leave memory with its last one; the store still gives them all."""
+    store = SqlRunStore(tmp_path / "db")
+    state = ProgressState(store.events_after, store.user_events_after, store.feed_after)
+    for workflow_id in ("done", "running"):
+        events = [("u", event(1, workflow_id)), ("u", event(2, workflow_id))]
+        store.save(events=events)
+        state.publish(events)
+    finished = Event(workflow_id="done", seq=3, type=EventType.workflow_finished, ts=3.0, data={})
+    store.save(events=[("u", finished)])
+    state.publish([("u", finished)])
+    assert state.workflows_in_memory == 1
+    assert [e.seq for e in asyncio.run(state.wait("done", 0, 1))] == [1, 2, 3]
+    assert state.workflows_in_memory == 1  # reading a finished one's history does not bring it back
 
 
 def test_a_users_stream_reads_the_store_and_wakes_on_their_publish(tmp_path: Path) -> None:
