@@ -64,6 +64,7 @@ bench: fetch
 	$(PY) bench/pipeline.py
 	$(PY) bench/postprocess.py
 	$(PY) bench/tenant_limits.py
+	$(PY) bench/fairness.py
 
 # Locust, headless: 50 users for 2 minutes against a local service it starts and stops (test job
 # types, no model); exits non-zero when a threshold of bench/locustfile.py is missed.

@@ -6,6 +6,10 @@ pending `acquire` call, answered when the batch is granted a slot. Every few sec
 reads the cluster's resources: the slot count follows nodes as they come and go, and `auto` GPUs
 per task follow whether the cluster has GPUs.
 
+A restarted dispatcher starts empty: the calls waiting for a slot are retried into it (Ray retries
+a restarting actor's calls), and the slots of batches running meanwhile are not counted until
+those end, so for that while Ray's queue may hold a few more tasks than there are slots.
+
 `TaskSlots` is a job's side of it (a `pipeline.SlotSource`); `task_slots` finds or creates the actor.
 """
 
@@ -120,11 +124,12 @@ class DispatcherActor:
                 log.exception("dispatcher round failed")
 
     def _set_gauges(self) -> None:
-        tenant = self.meter.tenant
-        self.meter.set("wfsched_batch_slots", self.state.slots)
+        # Both counts for every tenant with a job asking, so that none waiting reads 0, not nothing.
+        tenants = self.state.tenants()
         held, waiting = self.state.held_by_tenant(), self.state.waiting_by_tenant()
-        self.meter.set_each("wfsched_batch_slots_held", {(tenant(t),): n for t, n in held.items()})
-        self.meter.set_each("wfsched_batches_waiting", {(tenant(t),): n for t, n in waiting.items()})
+        self.meter.set("wfsched_batch_slots", self.state.slots)
+        self.meter.set_each("wfsched_batch_slots_held", self.meter.per_tenant({t: held[t] for t in tenants}))
+        self.meter.set_each("wfsched_batches_waiting", self.meter.per_tenant({t: waiting[t] for t in tenants}))
 
 
 class TaskSlots:

@@ -83,6 +83,10 @@ class DispatcherState:
     def waiting(self) -> int:
         return len(self._queue)
 
+    def tenants(self) -> set[str]:
+        """The tenants with a job that holds or asks for slots (or has not yet closed)."""
+        return {holder.tenant for holder in self._holders.values()}
+
     def held_by_tenant(self) -> Counter[str]:
         held: Counter[str] = Counter()
         for holder in self._holders.values():

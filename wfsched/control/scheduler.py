@@ -203,19 +203,10 @@ def _record(meter: Meter, measures: list[Measure]) -> None:
 
 
 def _set_gauges(meter: Meter, gauges: Gauges) -> None:
-    meter.set_each("wfsched_workflows_queued", _per_tenant(meter, gauges.queued))
-    meter.set_each("wfsched_workflows_admitted", _per_tenant(meter, gauges.admitted))
+    meter.set_each("wfsched_workflows_queued", meter.per_tenant(gauges.queued))
+    meter.set_each("wfsched_workflows_admitted", meter.per_tenant(gauges.admitted))
     meter.set("wfsched_active_users", gauges.active_users)
     meter.set("wfsched_active_users_limit", gauges.active_users_limit)
     meter.set_each("wfsched_jobs_running", {(job_type,): n for job_type, n in gauges.running.items()})
     meter.set_each("wfsched_job_progress_stalled_seconds", {(t,): s for t, s in gauges.stalled_s.items()})
     meter.set("wfsched_scheduler_heartbeat_timestamp_seconds", time.time())
-
-
-def _per_tenant(meter: Meter, per_user: dict[str, int]) -> dict[tuple[str, ...], float]:
-    """Counts per user as counts per tenant label (all users are one tenant with the label off)."""
-    counts: dict[tuple[str, ...], float] = {}
-    for user_id, count in per_user.items():
-        key = (meter.tenant(user_id),)
-        counts[key] = counts.get(key, 0) + count
-    return counts

@@ -118,7 +118,7 @@ CATALOGUE: tuple[Series, ...] = (
     Series(
         "wfsched_batch_slots",
         Kind.gauge,
-        "Segmentation tasks the cluster runs at once: GPUs ÷ GPUs per task, or CPUs without GPUs.",
+        "Segmentation tasks the cluster runs at once: its GPUs / GPUs per task, or its CPUs without GPUs.",
     ),
     Series("wfsched_batch_slots_held", Kind.gauge, "Slots held by running segmentation batches.", ("tenant",)),
     Series("wfsched_batches_waiting", Kind.gauge, "Segmentation batches waiting for a slot.", ("tenant",)),
@@ -150,6 +150,15 @@ class Meter:
 
     def tenant(self, user_id: str) -> str:
         return user_id if self.tenant_label else ALL_TENANTS
+
+    def per_tenant(self, per_user: Mapping[str, float]) -> dict[tuple[str, ...], float]:
+        """Counts per user as counts per tenant label, for `set_each` (all users are one tenant
+        with the label off)."""
+        counts: dict[tuple[str, ...], float] = {}
+        for user_id, count in per_user.items():
+            key = (self.tenant(user_id),)
+            counts[key] = counts.get(key, 0) + count
+        return counts
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
         if value > 0:

@@ -97,6 +97,7 @@ def test_a_closed_job_lets_go_of_its_slots_and_requests_and_a_late_request_is_dr
     # A request the closed job sent before closing that arrives after the close.
     assert state.request(SlotRequest("a", 9, "A", 1.0)).dropped
     assert state.held_by_tenant() == Counter({"B": 2}) and state.waiting_by_tenant() == Counter({"B": 3})
+    assert state.tenants() == {"B"}
 
 
 def test_a_job_whose_process_died_loses_its_slots_when_its_lease_runs_out(clock: Clock) -> None:

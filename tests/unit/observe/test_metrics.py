@@ -53,6 +53,11 @@ def test_the_catalogue_names_carry_prefix_and_units_and_labels_are_bounded() -> 
     assert len({series.name for series in CATALOGUE}) == len(CATALOGUE)
 
 
+def test_the_help_texts_are_ascii() -> None:
+    # Ray refuses any other description when it makes the metric (in the process that records it).
+    assert [series.name for series in CATALOGUE if not series.help.isascii()] == []
+
+
 def test_labels_must_be_the_series_own(meter: Meter) -> None:
     with pytest.raises(ValueError, match="takes labels"):
         meter.inc("wfsched_tiles_segmented_total", 1, tenant="a", workflow_id="w")
@@ -61,6 +66,9 @@ def test_labels_must_be_the_series_own(meter: Meter) -> None:
 def test_the_tenant_label_can_be_turned_off() -> None:
     assert Meter().tenant("alice") == "alice"
     assert Meter(tenant_label=False).tenant("alice") == ALL_TENANTS
+    per_user = {"alice": 2, "bob": 1}
+    assert Meter().per_tenant(per_user) == {("alice",): 2, ("bob",): 1}
+    assert Meter(tenant_label=False).per_tenant(per_user) == {(ALL_TENANTS,): 3}  # summed, not overwritten
 
 
 def test_gauges_set_each_zero_the_label_values_that_went_away(meter: Meter, recorded: dict[str, Recorded]) -> None:
