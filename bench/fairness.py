@@ -9,7 +9,8 @@ their targets:
   from the last tenant's job start to the first tenant's last batch start, the GPU-seconds each
   tenant's batches held inside that window;
 - each small job's completion time (submission to end) over its time alone on a third of the
-  slots, `ceil(batches / (slots / 3)) x batch_s` (target <= 1.5);
+  slots, measured in the same service before (the job alone, with a third of the slots as its
+  `max_batches_in_flight`), so both carry the same per-batch costs of this machine (target <= 1.5);
 - the makespan (first submission to last end), fair over FIFO (target <= 1.05: no slot wasted).
 
     python bench/fairness.py [--gpus 12 --batch-s 0.5 --big 500 --small 20 --delay-s 1]
@@ -79,8 +80,17 @@ def held_in(batches: list[tuple[float, float]], window: tuple[float, float]) -> 
     return sum(max(0.0, min(b_end, end) - max(b_start, start)) for b_start, b_end in batches)
 
 
-def run_both(args: argparse.Namespace) -> dict[BatchOrder, dict[str, Run]]:
-    """One service, its workers warmed, then the three tenants' jobs under each order in turn."""
+@dataclass(frozen=True)
+class Results:
+    alone: dict[str, Run]
+    """Each small job alone on a third of the slots."""
+    shared: dict[BatchOrder, dict[str, Run]]
+    """The three tenants' jobs, under each order."""
+
+
+def run_all(args: argparse.Namespace) -> Results:
+    """One service, its workers warmed, each small job alone, then the three tenants' jobs under
+    each order in turn."""
     # Ray keeps as many idle workers as a node has CPUs and ends the rest after a second; a lane
     # host's tasks reuse only that host's workers (Ray matches workers by root detached actor). So:
     # room for a worker per slot and lane host, and the actors' processes, then every host warmed.
@@ -89,11 +99,16 @@ def run_both(args: argparse.Namespace) -> dict[BatchOrder, dict[str, Run]]:
     with bench_service(ray_options, num_gpus_per_task="auto") as (settings, base):
         image = str(settings.data_roots[0] / "none.svs")
         warm_up(settings, Api(base, "warm-up"), image, args.gpus)
-        results = {}
+        alone = {}
+        for tenant in TENANTS[1:]:
+            user = Api(base, tenant)
+            submitted = user.submit([job(tenant, image, args.small, args.batch_s, max_in_flight=args.gpus // 3)])
+            alone[tenant] = finish(user, submitted["workflow_id"])[0]
+        shared = {}
         for order in (BatchOrder.fair, BatchOrder.fifo):
             dispatch_in(order, settings)
-            results[order] = run_tenants(base, image, args)
-        return results
+            shared[order] = run_tenants(base, image, args)
+        return Results(alone, shared)
 
 
 def dispatch_in(order: BatchOrder, settings: Settings) -> None:
@@ -144,8 +159,8 @@ def most_at_once(batches: list[tuple[float, float]]) -> int:
     return max(sum(1 for start, end in batches if start <= moment < end) for moment, _ in batches)
 
 
-def job(job_id: str, image: str, batches: int, batch_s: float) -> dict[str, Any]:
-    params = {"batches": batches, "batch_s": batch_s}
+def job(job_id: str, image: str, batches: int, batch_s: float, max_in_flight: int = 1024) -> dict[str, Any]:
+    params = {"batches": batches, "batch_s": batch_s, "max_batches_in_flight": max_in_flight}
     return {"job_id": job_id, "job_type": "sleep_batches", "image_path": image, "params": params}
 
 
@@ -169,21 +184,23 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=20, help="batches of each small job")
     parser.add_argument("--delay-s", type=float, default=1.0, help="the small jobs come this much later")
     args = parser.parse_args()
-    report(args, run_both(args))
+    if args.gpus < 3:
+        parser.error("--gpus must be at least 3: a third of them each")
+    report(args, run_all(args))
 
 
-def report(args: argparse.Namespace, results: dict[BatchOrder, dict[str, Run]]) -> None:
-    alone_s = math.ceil(args.small / (args.gpus / 3)) * args.batch_s
+def report(args: argparse.Namespace, results: Results) -> None:
+    ideal_s = math.ceil(args.small / (args.gpus // 3)) * args.batch_s
     makespans = {
         order: max(r.finished_s for r in runs.values()) - min(r.submitted_s for r in runs.values())
-        for order, runs in results.items()
+        for order, runs in results.shared.items()
     }
     figures: dict[str, dict[BatchOrder, float]] = {"jain": {}, "small-1": {}, "small-2": {}}
-    for order, runs in results.items():
+    for order, runs in results.shared.items():
         window = backlogged_window(runs)
         figures["jain"][order] = jain_index([held_in(runs[tenant].batches, window) for tenant in TENANTS])
         for tenant in TENANTS[1:]:
-            figures[tenant][order] = (runs[tenant].finished_s - runs[tenant].submitted_s) / alone_s
+            figures[tenant][order] = completion_s(runs[tenant]) / completion_s(results.alone[tenant])
     print(
         f"fairness: {args.gpus} logical GPUs (a slot each), batches of {args.batch_s} s; big: {args.big} batches, "
         f"small-1 and small-2: {args.small} batches each, {args.delay_s} s later"
@@ -191,10 +208,15 @@ def report(args: argparse.Namespace, results: dict[BatchOrder, dict[str, Run]]) 
     print(f"{'':40s}{'fair':>8s}{'fifo':>8s}")
     row("Jain's index, all three backlogged", figures["jain"], "(target >= 0.9)")
     for tenant in TENANTS[1:]:
-        row(f"{tenant} completion / alone on 1/3", figures[tenant], f"(target <= 1.5; alone, ideal: {alone_s:.2f} s)")
+        alone = f"alone: {completion_s(results.alone[tenant]):.2f} s, ideal {ideal_s:.2f} s"
+        row(f"{tenant} completion / alone on 1/3", figures[tenant], f"(target <= 1.5; {alone})")
     row("makespan (s)", makespans, "")
     ratio = makespans[BatchOrder.fair] / makespans[BatchOrder.fifo]
     print(f"{'makespan fair / fifo':40s}{ratio:8.2f} x      (target <= 1.05)")
+
+
+def completion_s(run: Run) -> float:
+    return run.finished_s - run.submitted_s
 
 
 def row(name: str, figures: dict[BatchOrder, float], target: str) -> None:
