@@ -66,12 +66,6 @@ class AdmissionState:
         """The user's workflows that wait, in submission order."""
         return list(self._waiting.get(user_id, ()))
 
-    def positions(self) -> dict[str, int]:
-        """Queued workflow → its place in line: its user's place."""
-        return {
-            workflow_id: place for user_id, place in self.places().items() for workflow_id in self._waiting[user_id]
-        }
-
     def _admit_waiting(self) -> list[str]:
         admitted: list[str] = []
         while self._waiting:
