@@ -34,7 +34,7 @@ MAX_REPORTS_PER_CALL = 64
 @ray.remote(max_concurrency=MAX_CONCURRENT_CALLS)  # type: ignore[call-overload]
 class BranchActor:
     def __init__(self, settings: Settings) -> None:
-        logs.install()
+        logs.install(writer_thread=True)
         self.settings = settings
         self._scheduler: Handle | None = None
         self._outbox: queue.SimpleQueue[Report] = queue.SimpleQueue()
@@ -61,10 +61,12 @@ class BranchActor:
         return self._scheduler
 
     def _send_reports(self) -> None:
-        """Send reports in their order, all that are waiting in one call.
+        """Send reports in their order, all that are waiting in one call, one call at a time.
 
         Jobs of a wave end together; one call (and one scheduler transaction) per burst, instead of
-        one per job, is what keeps the time from a job's end to its successor's start short.
+        one per job, is what keeps the time from a job's end to its successor's start short. While
+        a call is on its way, what arrives waits for the next: the busier the scheduler, the bigger
+        and fewer the calls; an idle one gets each report at once.
         """
         while True:
             batch = [self._outbox.get()]
@@ -72,6 +74,6 @@ class BranchActor:
                 while len(batch) < MAX_REPORTS_PER_CALL:
                     batch.append(self._outbox.get_nowait())
             try:
-                self._scheduler_handle().report.remote(batch)
+                ray.get(self._scheduler_handle().report.remote(batch))
             except Exception:  # the scheduler restarts; its handle retries, this loop must live on
                 log.exception("could not send %d reports", len(batch))

@@ -23,9 +23,12 @@ lines and no start-up chatter of Ray or Serve, unless the level is `debug`.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import logging.handlers
 import os
+import queue
 import re
 import sys
 import uuid
@@ -188,11 +191,47 @@ class ContextFilter(logging.Filter):
 _FILTER = ContextFilter()
 
 
-def install() -> None:
-    """Add the context's fields to what this process logs: each Ray worker calls this once it starts."""
-    for handler in logging.getLogger().handlers:
+def install(writer_thread: bool = False) -> None:
+    """Add the context's fields to what this process logs: each Ray worker calls this once it
+    starts (again changes nothing).
+
+    `writer_thread` is for a process that logs from many threads at once, a lane host's jobs: a
+    line was written under its handler's lock, and a write lets go of the GIL, so threads queued up
+    behind one another's writes (tens of ms per job start under load). With it, the logging thread
+    only filters and formats its line (the fields and Ray's task ids are that thread's) and queues
+    it; one thread per handler writes the lines, in their order.
+    """
+    root = logging.getLogger()
+    for index, handler in enumerate(root.handlers):
+        if isinstance(handler, _QueuedHandler):
+            continue
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)
+        if writer_thread and isinstance(handler, logging.StreamHandler):
+            root.handlers[index] = _QueuedHandler(handler)
+
+
+class _QueuedHandler(logging.handlers.QueueHandler):
+    """`handler`'s level, filters and formatter in the logging thread; `handler` writes in a thread of its own."""
+
+    def __init__(self, handler: logging.StreamHandler) -> None:  # type: ignore[type-arg]
+        lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        super().__init__(lines)
+        self.setLevel(handler.level)
+        self.setFormatter(handler.formatter)
+        self.filters, handler.filters = handler.filters, []
+        handler.setFormatter(logging.Formatter("%(message)s"))  # formatted already, by prepare()
+        self.listener = logging.handlers.QueueListener(lines, handler)
+        self.listener.start()
+        self._writing = True
+        atexit.register(self.close)  # the lines still queued are written before the end
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer thread; again does nothing."""
+        if self._writing:
+            self._writing = False
+            self.listener.stop()
+        super().close()
 
 
 # ---- Ray and Serve ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -137,6 +138,44 @@ def test_a_json_line_carries_the_fields_and_ray_keeps_its_job_id_apart(
     }
     assert inside["ray_job_id"] == outside["ray_job_id"] == "01000000"
     assert not set(logs.FIELDS) & set(outside)
+
+
+def test_with_a_writer_thread_each_thread_s_lines_keep_their_fields_and_order() -> None:
+    """A lane host's jobs log from many threads; one writer thread writes what they queued."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JSONFormatter())
+    handler.addFilter(RayJobId())
+    root = logging.getLogger()
+    saved, root.handlers = root.handlers, [handler]  # pytest's own handlers stay as they are
+    logs.install(writer_thread=True)
+    logs.install(writer_thread=True)  # once, however often a process calls it
+    queued = [h for h in root.handlers if isinstance(h, logs._QueuedHandler)]
+    logger = logging.getLogger("wfsched.test")
+    logger.setLevel(logging.INFO)
+
+    def job(name: str) -> None:
+        with logs.log_context(tenant="lab-a", job_id=name):
+            for step in range(50):
+                logger.info("%s step %d", name, step)
+
+    try:
+        assert len(queued) == 1 and handler not in root.handlers
+        threads = [threading.Thread(target=job, args=(f"job{n}",)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for added in queued:
+            added.close()  # writes what is still queued
+        root.handlers = saved
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(lines) == 8 * 50
+    for n in range(8):
+        mine = [line for line in lines if line["job_id"] == f"job{n}"]
+        assert [line["message"] for line in mine] == [f"job{n} step {step}" for step in range(50)]
+        assert all(line["tenant"] == "lab-a" and line["ray_job_id"] == "01000000" for line in mine)
 
 
 def test_a_task_is_named_for_its_tenant_workflow_and_job() -> None:
