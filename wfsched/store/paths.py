@@ -8,7 +8,10 @@ hidden folder), and the alphabet has no separator, so a checked name is always o
 
 from __future__ import annotations
 
+import functools
+import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -53,11 +56,28 @@ def _inside(results_dir: Path, user_id: str, *ids: str) -> Path:
     for name in ids:
         if not is_id(name):
             raise InvalidRequestError(f"id {name!r} cannot name a folder: {ID_RULE}")
-    root = Path(results_dir).resolve()
-    folder = root.joinpath(user_id, *ids).resolve()
-    if not folder.is_relative_to(root) or len(folder.relative_to(root).parts) != 1 + len(ids):
-        raise InvalidRequestError(f"the results folder {folder} would lie outside {root}")
+    results_dir = Path(results_dir)
+    root = _real_root(results_dir) if results_dir.is_absolute() else results_dir.resolve()
+    # Each checked name is one component and the root is real, so only a symlink among the
+    # folders below it could lead elsewhere (even to another tenant's folder): none may be one.
+    # A lane host builds this path for every job it starts; this costs a stat per folder that
+    # exists, where resolving the whole path cost one per component from `/` on.
+    folder = root
+    for name in (user_id, *ids):
+        folder = folder / name
+        try:
+            mode = os.lstat(folder).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return root.joinpath(user_id, *ids)  # what is missing, `mkdir` makes as real folders
+        if stat.S_ISLNK(mode):
+            raise InvalidRequestError(f"{folder} is a symbolic link: the results folder would lie outside {root}")
     return folder
+
+
+@functools.lru_cache(maxsize=16)
+def _real_root(results_dir: Path) -> Path:
+    """The results root with its symlinks resolved (once per process for an absolute one)."""
+    return results_dir.resolve()
 
 
 def file_in(folder: Path, name: str) -> Path | None:

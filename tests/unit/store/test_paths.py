@@ -79,6 +79,25 @@ def test_a_symlinked_user_folder_that_leaves_the_root_is_refused(tmp_path: Path)
         job_output_dir(root, "mallory", "wf", "job")
 
 
+def test_a_user_folder_symlinked_to_another_tenant_s_is_refused(tmp_path: Path) -> None:
+    """It stays inside the root and three levels deep, yet it is someone else's folder."""
+    root = tmp_path / "results"
+    (root / "alice" / "wf" / "job").mkdir(parents=True)
+    (root / "mallory").symlink_to(root / "alice")
+    with pytest.raises(InvalidRequestError, match="symbolic link"):
+        job_output_dir(root, "mallory", "wf", "job")
+    (root / "bob" / "wf").mkdir(parents=True)
+    (root / "bob" / "wf" / "job").symlink_to(root / "alice" / "wf" / "job")
+    with pytest.raises(InvalidRequestError, match="symbolic link"):
+        job_output_dir(root, "bob", "wf", "job")
+
+
+def test_a_results_root_behind_a_symlink_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "results").symlink_to(tmp_path / "disk")
+    assert job_output_dir(tmp_path / "results", "lab-a", "wf", "j") == tmp_path / "disk" / "lab-a" / "wf" / "j"
+
+
 # Any text at all, with the characters that matter for paths made likely.
 _names = st.text(
     alphabet=st.sampled_from(["a", ".", "/", "\\", "-", "_", "@", "\x00", "~", " ", "é"]), max_size=12
