@@ -1,12 +1,14 @@
 """Scheduler benchmark: many small workflows from many users through the real service.
 
-Prints the submissions/s the API accepts, the scheduling overhead per job (its predecessors done
-→ it started; p50, p99) and the makespan against the ideal makespan of the same DAGs, arrival
-times and active-user slots with zero overhead (a simulation using wfsched's own admission and
-branch rules), as a ratio; then what the run left behind: each actor's memory and the database
+Prints the submissions/s the API accepts (`--clients` submissions on their way at once), the
+scheduling overhead per job (its predecessors done → it started; p50, p99, and by what the job
+waited for: its branch predecessor alone, which the lane follows at once, a dependency, which the
+scheduler releases, or admission) and the makespan against the ideal makespan of the same DAGs,
+arrival times and active-user slots with zero overhead (a simulation using wfsched's own admission
+and branch rules), as a ratio; then what the run left behind: each actor's memory and the database
 file's size.
 
-    python bench/scheduler.py [--workflows 200 --jobs 10 --branches 4 --users 10 --job-s 0.5]
+    python bench/scheduler.py [--workflows 200 --jobs 10 --branches 4 --users 10 --job-s 0.5 --clients 16]
     python bench/scheduler.py --workflows 2000 --jobs 10 --users 30    # ten times the seed's scale
 
 The jobs are `sleep` jobs: they do no work, they only take `--job-s` each, so that the ideal
