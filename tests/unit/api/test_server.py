@@ -1,11 +1,14 @@
-"""The port check `wfsched serve` makes before starting anything (no Ray here)."""
+"""What `wfsched serve` does before starting anything: the port check, the ingress's environment
+(no Ray is started here)."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
 
+from wfsched.api import server
 from wfsched.api.server import ensure_port_free
 from wfsched.exceptions import ConflictError
 
@@ -27,3 +30,12 @@ def test_a_free_port_passes_and_stays_free() -> None:
         port = probe.getsockname()[1]
     ensure_port_free("127.0.0.1", port)
     ensure_port_free("127.0.0.1", port)  # the check let go of it
+
+
+def test_the_ingress_setting_decides_serve_s_direct_ingress(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in server.HAPROXY_INGRESS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    server.prepare_ingress("haproxy")
+    assert all(os.environ[name] == "1" for name in server.HAPROXY_INGRESS_ENV)
+    server.prepare_ingress("serve")  # a later start in the same process, with Serve's proxy
+    assert not set(server.HAPROXY_INGRESS_ENV) & set(os.environ)
