@@ -189,7 +189,7 @@ class Settings(BaseSettings):
     api_num_cpus: NonNegative = 0.0
     # What answers on host:port: Serve's proxy (Python: every SSE write crosses it as a Ray message),
     # or HAProxy in front of replicas that serve HTTP themselves (Serve's direct ingress; ~10x the
-    # stream writes per second). Set at the start of a local Ray (README: "Ingress").
+    # stream writes per second). Set at the start of a local Ray (README: "Watching progress").
     ingress: Literal["serve", "haproxy"] = "serve"
     cancel_grace_s: NonNegative = CANCEL_GRACE_S
     # How often the scheduler re-checks that every running job is still running somewhere.
