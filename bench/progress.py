@@ -13,7 +13,7 @@ fast as it can; prints published and delivered events/s (target >= 5,000 publish
 
     python bench/progress.py [--clients 100 --workflows 20 --job-s 8]
     python bench/progress.py --clients 1000
-    python bench/progress.py --clients 1000 --ingress haproxy    # HAProxy in front of the replicas
+    python bench/progress.py --clients 1000 --ingress haproxy [--api-replicas 1]   # HAProxy in front
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
     target_ms = 150 if args.clients <= 100 else 500
     print(
         f"phase 1: {args.clients} SSE clients on {args.workflows} workflows over HTTP "
-        f"({args.ingress} ingress), {elapsed_s:.1f} s live"
+        f"({args.ingress} ingress, {args.api_replicas} API replicas), {elapsed_s:.1f} s live"
     )
     print(f"  live events delivered:     {len(ordered):8d}  ({len(ordered) / elapsed_s:.0f}/s to clients)")
     print(f"  latency p50:               {statistics.median(ordered):8.1f} ms")
@@ -183,6 +183,7 @@ def main() -> None:
     parser.add_argument(
         "--ingress", choices=["serve", "haproxy"], default="serve", help="what answers HTTP (WFSCHED_INGRESS)"
     )
+    parser.add_argument("--api-replicas", type=int, default=0, help="API replicas (default: one per 700 streams)")
     parser.add_argument("--workflows", type=int, default=20)
     parser.add_argument("--job-s", type=float, default=8.0)
     parser.add_argument("--actor-s", type=float, default=5.0)
@@ -193,13 +194,15 @@ def main() -> None:
     # Each stream is a socket here and one in the service: 1,000 streams pass the usual 1,024 limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65_536)), hard))
-    # The per-user stream limit is lifted (three users hold every stream); a replica takes up to
-    # 800 streams (WFSCHED_MAX_STREAMS_PER_REPLICA), so 1,000 streams need two replicas.
-    replicas = -(-args.clients // 700)
-    with bench_service(max_streams_per_user=args.clients, api_replicas=replicas, ingress=args.ingress) as (
-        settings,
-        base,
-    ):
+    # The per-user stream limit is lifted (three users hold every stream); each replica takes its
+    # share of the streams (WFSCHED_MAX_STREAMS_PER_REPLICA, 800 by default, raised if need be).
+    args.api_replicas = args.api_replicas or -(-args.clients // 700)
+    with bench_service(
+        max_streams_per_user=args.clients,
+        api_replicas=args.api_replicas,
+        max_streams_per_replica=max(800, args.clients),
+        ingress=args.ingress,
+    ) as (settings, base):
         asyncio.run(phase_streams(args, base, settings.data_roots[0]))
         asyncio.run(phase_actor(args, settings.namespace))
 

@@ -206,7 +206,7 @@ class Settings(BaseSettings):
     # Per-user limits, so one tenant cannot starve the rest (429 with Retry-After beyond them).
     # 20 streams: a browser tab holds one or two; a dashboard watching every workflow a few more.
     max_streams_per_user: PositiveInt = 20
-    # All streams of one Api replica: below its max_ongoing_requests (1,000), so requests always fit.
+    # All streams of one Api replica; it takes 200 requests more than this at once, so requests always fit.
     max_streams_per_replica: PositiveInt = 800
     # Queued (not yet admitted) workflows of one user: a lab's batch, not an unbounded backlog.
     max_queued_workflows_per_user: PositiveInt = 100

@@ -15,11 +15,12 @@ from wfsched.observe import logs
 
 fastapi_app = create_app()
 
-# Long-polls and streams hold a request open; a replica must take many at once.
-MAX_ONGOING_REQUESTS = 1_000
+# Requests a replica takes beside its streams (max_streams_per_replica), each of which holds a
+# request open: with the default 800 streams, 1,000 in all.
+REQUESTS_BESIDE_STREAMS = 200
 
 
-@serve.deployment(max_ongoing_requests=MAX_ONGOING_REQUESTS)
+@serve.deployment
 @serve.ingress(fastapi_app)
 class Api:
     def __init__(self, settings: Settings) -> None:
@@ -30,6 +31,7 @@ class Api:
 def build_app(settings: Settings) -> Application:
     return Api.options(  # type: ignore[attr-defined,no-any-return]
         num_replicas=settings.api_replicas,
+        max_ongoing_requests=settings.max_streams_per_replica + REQUESTS_BESIDE_STREAMS,
         ray_actor_options={"num_cpus": settings.api_num_cpus},
         logging_config=logs.serve_logging_config(settings.log_level),
     ).bind(settings)
