@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ray
 
 from tests.support.service import Api, bench_service
+from wfsched.config import Settings
 from wfsched.control.actors import PROGRESS_NAME
 from wfsched.models.event import Event, EventType
 
@@ -195,12 +196,12 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65_536)), hard))
     # The per-user stream limit is lifted (three users hold every stream); each replica takes its
-    # share of the streams (WFSCHED_MAX_STREAMS_PER_REPLICA, 800 by default, raised if need be).
+    # share of the streams (WFSCHED_MAX_STREAMS_PER_REPLICA, its default raised if need be).
     args.api_replicas = args.api_replicas or -(-args.clients // 700)
     with bench_service(
         max_streams_per_user=args.clients,
         api_replicas=args.api_replicas,
-        max_streams_per_replica=max(800, args.clients),
+        max_streams_per_replica=max(Settings.model_fields["max_streams_per_replica"].default, args.clients),
         ingress=args.ingress,
     ) as (settings, base):
         asyncio.run(phase_streams(args, base, settings.data_roots[0]))
