@@ -62,6 +62,10 @@ class AdmissionState:
         of their queued workflows has their place; this costs the waiting users, not workflows."""
         return {user_id: place for place, user_id in enumerate(self._waiting, start=1)}
 
+    def place(self, user_id: str) -> int | None:
+        """The user's place in line (1 = next), None unless they wait."""
+        return next((place for place, waiting in enumerate(self._waiting, start=1) if waiting == user_id), None)
+
     def queued(self, user_id: str) -> list[str]:
         """The user's workflows that wait, in submission order."""
         return list(self._waiting.get(user_id, ()))

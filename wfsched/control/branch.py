@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT_CALLS = 64
 # Reports sent in one call at most: bounds the size of one scheduler transaction.
 MAX_REPORTS_PER_CALL = 64
+# Job threads started with the host: about the lanes one host runs when three users each have
+# dozens of four-branch workflows admitted; more start when needed.
+JOB_THREADS_AT_START = 256
 
 
 @ray.remote(max_concurrency=MAX_CONCURRENT_CALLS)  # type: ignore[call-overload]
@@ -38,7 +41,7 @@ class BranchActor:
         self.settings = settings
         self._scheduler: Handle | None = None
         self._outbox: queue.SimpleQueue[Report] = queue.SimpleQueue()
-        self.host = JobExecutor(settings, load_job_types(settings), self._outbox.put)
+        self.host = JobExecutor(settings, load_job_types(settings), self._outbox.put, JOB_THREADS_AT_START)
         threading.Thread(target=self._send_reports, name="reports", daemon=True).start()
 
     def ready(self) -> bool:

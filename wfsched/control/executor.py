@@ -45,6 +45,7 @@ class JobExecutor:
         settings: Settings,
         job_types: Mapping[str, JobType],
         on_report: ReportCallback,
+        threads_at_start: int = 0,
     ) -> None:
         self.settings = settings
         self.job_types = job_types
@@ -56,6 +57,18 @@ class JobExecutor:
         self._then: dict[tuple[str, str], StartJob] = {}
         # Reused threads, one per running job: lanes must never wait for a free thread.
         self._threads = ThreadPoolExecutor(max_workers=MAX_RUNNING_JOBS, thread_name_prefix="job")
+        self._start_threads(threads_at_start)
+
+    def _start_threads(self, count: int) -> None:
+        """Start `count` job threads now, idle until jobs come: a burst of starts (a user admitted
+        with dozens of workflows) then reuses them, instead of waiting for new threads one by one,
+        each of which must get the GIL before the next can start."""
+        if count <= 0:
+            return
+        all_started = threading.Barrier(count + 1)
+        for _ in range(count):
+            self._threads.submit(all_started.wait)
+        all_started.wait()
 
     def start(self, command: StartJob) -> None:
         """Start a job in its own thread; a job already running or finished here is not run again."""
@@ -63,7 +76,7 @@ class JobExecutor:
         with self._lock:
             report = self._reports.get(key)
             if report is None and command.then is not None:
-                self._then[key] = StartJob(command.user_id, command.then, upstream=[], request_id=command.request_id)
+                self._then[key] = command.then
             if key in self._running:
                 return
             if report is None:
@@ -124,7 +137,7 @@ class JobExecutor:
                 self._reports.popitem(last=False)
             following = self._then.pop((job.workflow_id, job.job_id), None)
         self.on_report(report)
-        if following is not None and status != JobStatus.cancelled:
+        if following is not None and _may_follow(following, report):
             self.start(following)
 
     def _execute(self, command: StartJob, cancel: threading.Event) -> dict[str, Any]:
@@ -158,3 +171,11 @@ class JobExecutor:
             result=job.result.fields if job.result else {},
             output_dir=job_output_dir(self.settings.results_dir, user_id, job.workflow_id, job.job_id),
         )
+
+
+def _may_follow(following: StartJob, ended: JobReport) -> bool:
+    """Whether the continuation handed on with a job starts now that the job ended: not after a
+    cancel, and, if it depends on that job, only after its success (else the scheduler skips it)."""
+    if ended.status == JobStatus.cancelled:
+        return False
+    return ended.status == JobStatus.succeeded or ended.job_id not in following.job.depends_on

@@ -12,16 +12,19 @@ from wfsched.models.state import JobRecord, JobStatus
 class StartJob:
     """Run `job` on its branch lane; `upstream` are the finished jobs it depends on.
 
-    `then` is the next job of the branch when it depends on nothing: the lane starts it the moment
-    `job` ends (unless `job` was cancelled or `then` was stopped), saving a round trip through the
-    scheduler. The scheduler starts `then` too once it hears of the end; the lane takes that as
-    the same start. A StartJob for a job already running only updates its `then`.
+    `then` starts the next job of the branch when nothing but `job` holds it back (all else it
+    depends on has succeeded): the lane starts it the moment `job` ends (unless `job` was cancelled,
+    or failed and `then` depends on it, or `then` was stopped), saving a round trip through the
+    scheduler. The scheduler starts that
+    job too once it hears of the end; the lane takes that as the same start. A StartJob for a job
+    already running only updates its `then`: so the scheduler hands a job on to the lane when its
+    last dependency succeeds while its branch predecessor still runs.
     """
 
     user_id: str
     job: JobRecord
     upstream: list[JobRecord]
-    then: JobRecord | None = None
+    then: StartJob | None = None
     # The X-Request-ID of the workflow's submission, for the lane's and its tasks' log lines.
     request_id: str | None = None
 

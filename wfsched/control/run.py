@@ -46,20 +46,29 @@ class WorkflowRun:
 
     def ready_at(self, job: JobRecord) -> float | None:
         """When `job` could first start: admitted, its branch predecessor and dependencies ended."""
-        order = self.branches[job.branch]
-        position = order.index(job.job_id)
-        before = [*job.depends_on, *order[position - 1 : position]] if position else list(job.depends_on)
-        times = [self.record.admitted_at, *(self.jobs[j].finished_at for j in before)]
+        previous = self.previous_in_branch(job)
+        before = [*(self.jobs[dep] for dep in job.depends_on), *([previous] if previous else [])]
+        times = [self.record.admitted_at, *(j.finished_at for j in before)]
         return None if any(t is None for t in times) else max(t for t in times if t is not None)
 
-    def next_without_dependencies(self, job: JobRecord) -> JobRecord | None:
-        """The job after `job` in its branch if it is pending and depends on nothing else.
+    def previous_in_branch(self, job: JobRecord) -> JobRecord | None:
+        order = self.branches[job.branch]
+        position = order.index(job.job_id)
+        return self.jobs[order[position - 1]] if position else None
 
-        Only branch order holds it back, and order edges do not carry failure: it may start the
-        moment `job` ends, whatever the outcome, unless the workflow is cancelled.
+    def continuation(self, job: JobRecord) -> JobRecord | None:
+        """The job after `job` in its branch if it is pending and only `job` holds it back: all
+        else it depends on has succeeded.
+
+        Order edges do not carry failure: it may start the moment `job` ends, whatever the outcome,
+        unless the workflow is cancelled, or it depends on `job` too and `job` did not succeed
+        (`JobExecutor` checks that when `job` ends).
         """
         following = self.next_in_branch(job)
-        if following is None or following.status != JobStatus.pending or following.depends_on:
+        if following is None or following.status != JobStatus.pending:
+            return None
+        others = [dep for dep in following.depends_on if dep != job.job_id]
+        if any(self.jobs[dep].status != JobStatus.succeeded for dep in others):
             return None
         return following
 

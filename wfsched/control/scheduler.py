@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import ray
 
@@ -59,6 +60,7 @@ class SchedulerActor:
         self._outbox: dict[int, list[Command]] = {}
         self._events_out: list[tuple[str, Event]] = []
         self._flush_scheduled = False
+        self._announce_scheduled = False
         self._apply(self.state.recover())
 
     async def ready(self) -> bool:
@@ -119,10 +121,14 @@ class SchedulerActor:
         _record(self.meter, outcome.measures)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            try:
-                asyncio.get_running_loop().call_soon(self._flush)
-            except RuntimeError:  # no loop yet: in __init__, during recovery
-                self._flush()
+            _soon(self._flush)
+        if self.state.line_moved and not self._announce_scheduled:
+            self._announce_scheduled = True
+            _soon(self._announce_places)  # after the flush: the starts of those admitted go first
+
+    def _announce_places(self) -> None:
+        self._announce_scheduled = False
+        self._apply(self.state.announce_places())
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -185,6 +191,15 @@ class SchedulerActor:
         for command in self.state.restarts_for_lost_jobs(known, settled_before):
             log.warning("job %s/%s is known to no lane; starting it again", command.job.workflow_id, command.job.job_id)
             self._apply(Outcome(commands=[command]))
+
+
+def _soon(callback: Callable[[], None]) -> None:
+    """Run `callback` once the calls at hand are done; at once while there is no loop yet (in
+    `__init__`, during recovery)."""
+    try:
+        asyncio.get_running_loop().call_soon(callback)
+    except RuntimeError:
+        callback()
 
 
 def _record(meter: Meter, measures: list[Measure]) -> None:

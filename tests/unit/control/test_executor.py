@@ -13,7 +13,7 @@ from wfsched.config import Settings
 from wfsched.control.executor import JobExecutor
 from wfsched.control.messages import JobReport, ProgressReport, Report, StartJob
 from wfsched.jobs.registry import JobContext, JobType
-from wfsched.models.state import JobRecord, JobStatus
+from wfsched.models.state import JobRecord, JobResult, JobStatus
 from wfsched.observe import logs
 
 
@@ -42,7 +42,7 @@ def record(job_type: str, params: dict[str, object], job_id: str = "j") -> JobRe
     )
 
 
-def start(job_type: str, params: dict[str, object], job_id: str = "j", then: JobRecord | None = None) -> StartJob:
+def start(job_type: str, params: dict[str, object], job_id: str = "j", then: StartJob | None = None) -> StartJob:
     return StartJob(user_id="alice", job=record(job_type, params, job_id), upstream=[], then=then)
 
 
@@ -105,7 +105,7 @@ def test_the_next_job_starts_in_the_lane_when_its_predecessor_ends(tmp_path: Pat
             "sleep",
             {"fail": True, "record_path": str(log)},
             "first",
-            then=record("sleep", {"record_path": str(log)}, "second"),
+            then=start("sleep", {"record_path": str(log)}, "second"),
         )
     )
     deadline = time.monotonic() + 10
@@ -126,11 +126,11 @@ def test_a_stopped_or_cancelled_predecessor_starts_no_continuation(tmp_path: Pat
     log = tmp_path / "record"
     signal = str(tmp_path / "never")
     lanes.start(
-        start("wait_signal", {"signal_path": signal}, "held", then=record("sleep", {"record_path": str(log)}, "a"))
+        start("wait_signal", {"signal_path": signal}, "held", then=start("sleep", {"record_path": str(log)}, "a"))
     )
     lanes.stop("w", "a")  # the continuation is dropped before it starts
     lanes.start(
-        start("wait_signal", {"signal_path": signal}, "held2", then=record("sleep", {"record_path": str(log)}, "b"))
+        start("wait_signal", {"signal_path": signal}, "held2", then=start("sleep", {"record_path": str(log)}, "b"))
     )
     lanes.stop("w", "held")
     lanes.stop("w", "held2")  # ends cancelled: its continuation must not run
@@ -170,9 +170,8 @@ def test_a_job_and_its_continuation_run_in_their_request_tenant_workflow_and_job
     lanes = JobExecutor(
         Settings(results_dir=tmp_path), {"fields": JobType("fields", NoParams, report_fields)}, reports.on_report
     )
-    first = StartJob(
-        "alice", record("fields", {}, "a"), upstream=[], then=record("fields", {}, "b"), request_id="req-9"
-    )
+    following = StartJob("alice", record("fields", {}, "b"), upstream=[], request_id="req-9")
+    first = StartJob("alice", record("fields", {}, "a"), upstream=[], then=following, request_id="req-9")
     lanes.start(first)
     deadline = time.monotonic() + 10
     while len(reports.finished) < 2 and time.monotonic() < deadline:
@@ -181,3 +180,50 @@ def test_a_job_and_its_continuation_run_in_their_request_tenant_workflow_and_job
         expected = {"request_id": "req-9", "tenant": "alice", "workflow_id": "w", "job_id": job_id}
         assert report.result is not None
         assert report.result["log_fields"] == report.result["context"] == expected
+
+
+def report_upstream(ctx: JobContext) -> dict[str, object]:
+    return {"upstream": {job_id: job.result for job_id, job in ctx.upstream.items()}}
+
+
+def test_a_continuation_gets_the_upstream_jobs_it_was_handed_with(tmp_path: Path) -> None:
+    reports = Reports()
+    lanes = JobExecutor(
+        Settings(results_dir=tmp_path), {"upstream": JobType("upstream", NoParams, report_upstream)}, reports.on_report
+    )
+    dependency = record("upstream", {}, "x").model_copy(
+        update={"status": JobStatus.succeeded, "result": JobResult(artifacts=["mask.png"])}
+    )
+    following = StartJob("alice", record("upstream", {}, "b"), upstream=[dependency])
+    lanes.start(StartJob("alice", record("upstream", {}, "a"), upstream=[], then=following))
+    deadline = time.monotonic() + 10
+    while len(reports.finished) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    results = {report.job_id: report.result for report in reports.finished}
+    assert results == {
+        "a": {"artifacts": [], "upstream": {}},
+        "b": {"artifacts": [], "upstream": {"x": {"artifacts": ["mask.png"]}}},
+    }
+
+
+def test_a_continuation_that_depends_on_its_predecessor_starts_only_after_its_success(tmp_path: Path) -> None:
+    reports = Reports()
+    lanes = host(tmp_path, reports)
+    log = tmp_path / "record"
+
+    def after(predecessor: str, job_id: str) -> StartJob:
+        following = record("sleep", {"record_path": str(log)}, job_id).model_copy(update={"depends_on": [predecessor]})
+        return StartJob(user_id="alice", job=following, upstream=[])
+
+    lanes.start(start("sleep", {"fail": True}, "failing", then=after("failing", "after-failure")))
+    lanes.start(start("sleep", {}, "succeeding", then=after("succeeding", "after-success")))
+    deadline = time.monotonic() + 10
+    while len(reports.finished) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert sorted((r.job_id, r.status) for r in reports.finished) == [
+        ("after-success", JobStatus.succeeded),
+        ("failing", JobStatus.failed),
+        ("succeeding", JobStatus.succeeded),
+    ]
+    assert log.read_text().split() == ["w", "after-success"]

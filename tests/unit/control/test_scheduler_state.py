@@ -100,7 +100,13 @@ def test_admission_limit_queue_positions_and_events(state: SchedulerState, db: P
     assert state.workflow("u4", "w-u4")[0].queue_position == 2
     finish(state, "w-u1", "a")
     assert state.workflow("u3", "w-u3")[0].status == WorkflowStatus.running
-    assert state.workflow("u4", "w-u4")[0].queue_position == 1
+    assert state.workflow("u4", "w-u4")[0].queue_position == 1  # answers show the new place at once
+    assert state.line_moved
+    # The news of it goes in a transaction of its own, after the starts of the admitted workflow.
+    assert len(SqlRunStore(db).events_after("w-u4", 0)) == 1
+    announced = state.announce_places()
+    assert [(user, e.workflow_id, e.data["queue_position"]) for user, e in announced.events] == [("u4", "w-u4", 1)]
+    assert not state.line_moved and state.announce_places().events == []
     events = SqlRunStore(db).events_after("w-u4", 0)
     assert [(e.type, e.data.get("queue_position")) for e in events] == [
         (EventType.workflow_queued, 2),
@@ -119,6 +125,7 @@ def test_a_queued_event_goes_only_to_workflows_whose_place_changed(state: Schedu
     assert [e.data["queue_position"] for e in store.events_after("w-u3-again", 0)] == [1]
     assert [e.data["queue_position"] for e in store.events_after("w-u4", 0)] == [2]
     finish(state, "w-u1", "a")  # u3 takes the slot with both workflows; u4 moves up
+    state.announce_places()
     assert state.workflow("u3", "w-u3-again")[0].status == WorkflowStatus.running
     assert [e.data["queue_position"] for e in store.events_after("w-u4", 0)] == [2, 1]
     assert state.workflow("u4", "w-u4")[0].queue_position == 1
@@ -209,11 +216,52 @@ def test_a_start_carries_the_next_job_of_its_branch_when_only_order_holds_it(sta
     spec = [("a", "m", []), ("b", "m", []), ("c", "m", ["x"]), ("x", "other", [])]
     _, outcome = state.submit("w", "u", "n", jobs("w", spec))
     starts = {c.job.job_id: c for c in outcome.commands if isinstance(c, StartJob)}
-    assert starts["a"].then is not None and starts["a"].then.job_id == "b"
+    assert starts["a"].then is not None and starts["a"].then.job.job_id == "b"
     assert starts["x"].then is None
     after_a = state.apply_reports([JobReport("w", "a", JobStatus.failed, 1.0, 2.0, None, "x")]).commands
     (start_b,) = [c for c in after_a if isinstance(c, StartJob)]
-    assert start_b.job.job_id == "b" and start_b.then is None  # c depends on x: it waits for the scheduler
+    assert start_b.job.job_id == "b" and start_b.then is None  # c waits for x too
+
+
+def handed_on(commands: list[object]) -> dict[str, StartJob]:
+    """The continuations the commands hand on, by the job whose lane gets them."""
+    return {c.job.job_id: c.then for c in commands if isinstance(c, StartJob) and c.then is not None}
+
+
+def test_a_job_whose_last_dependency_succeeds_while_its_predecessor_runs_is_handed_to_that_lane(
+    state: SchedulerState,
+) -> None:
+    spec = [("a", "m", []), ("b", "m", ["x"]), ("x", "other", [])]
+    _, outcome = state.submit("w", "u", "n", jobs("w", spec))
+    assert handed_on(outcome.commands) == {}
+    after_x = state.apply_reports([JobReport("w", "x", JobStatus.succeeded, 1.0, 2.0, {"n": 1}, None)]).commands
+    # `a` again (its lane only takes the continuation), carrying `b` with the result `b` reads.
+    assert started(after_x) == ["a"]
+    following = handed_on(after_x)["a"]
+    assert following.job.job_id == "b" and following.then is None
+    assert [(u.job_id, u.result and u.result.fields) for u in following.upstream] == [("x", {"artifacts": [], "n": 1})]
+    # The scheduler starts `b` too when it hears that `a` ended: the lane takes it as the same start.
+    assert finish(state, "w", "a") == ["b"]
+
+
+def test_a_job_whose_dependencies_succeeded_before_its_predecessor_started_comes_with_that_start(
+    state: SchedulerState,
+) -> None:
+    spec = [("a1", "m", []), ("a2", "m", []), ("b", "m", ["x"]), ("x", "other", [])]
+    _, outcome = state.submit("w", "u", "n", jobs("w", spec))
+    assert handed_on(outcome.commands)["a1"].job.job_id == "a2"
+    assert finish(state, "w", "x") == []  # b's predecessor a2 has not started: nothing to hand on yet
+    after_a1 = state.apply_reports([JobReport("w", "a1", JobStatus.succeeded, 1.0, 2.0, {}, None)]).commands
+    assert handed_on(after_a1)["a2"].job.job_id == "b"
+
+
+def test_a_failed_dependency_hands_nothing_on(state: SchedulerState) -> None:
+    spec = [("a", "m", []), ("b", "m", ["x"]), ("x", "other", [])]
+    state.submit("w", "u", "n", jobs("w", spec))
+    outcome = state.apply_reports([JobReport("w", "x", JobStatus.failed, 1.0, 2.0, None, "boom")])
+    assert started(outcome.commands) == [] and handed_on(outcome.commands) == {}
+    _, stored = state.workflow("u", "w")
+    assert {j.job_id: j.status for j in stored}["b"] == JobStatus.skipped
 
 
 def test_reconciliation_restarts_the_settled_running_jobs_no_lane_knows(state: SchedulerState) -> None:
@@ -224,7 +272,7 @@ def test_reconciliation_restarts_the_settled_running_jobs_no_lane_knows(state: S
     assert [(c.job.job_id, c.then) for c in restarts] == [("c", None)]
     # A lost `a` comes back with the next job of its branch handed along, as at its first start.
     (again,) = state.restarts_for_lost_jobs({("w", "c")}, started_before=settled)
-    assert again.job.job_id == "a" and again.then is not None and again.then.job_id == "b"
+    assert again.job.job_id == "a" and again.then is not None and again.then.job.job_id == "b"
     # Jobs started since the cut-off may still be on their way to a lane; finished ones are never lost.
     assert state.restarts_for_lost_jobs(set(), started_before=0) == []
     finish(state, "w", "c")
@@ -248,3 +296,13 @@ def test_the_request_id_stays_on_the_workflow_its_first_event_and_its_job_starts
     assert queued.type == EventType.workflow_queued and queued.data["request_id"] == "req-v2"
     recovered = SchedulerState(SqlRunStore(db), max_active_users=2, clock=Clock())
     assert [c.request_id for c in recovered.recover().commands if isinstance(c, StartJob)] == ["req-1", "req-v1"]
+
+
+def test_a_job_that_depends_on_its_branch_predecessor_comes_with_its_start(state: SchedulerState) -> None:
+    spec = [("a", "m", []), ("b", "m", ["a", "x"]), ("x", "other", [])]
+    _, outcome = state.submit("w", "u", "n", jobs("w", spec))
+    assert handed_on(outcome.commands) == {}  # x has not succeeded yet
+    after_x = state.apply_reports([JobReport("w", "x", JobStatus.succeeded, 1.0, 2.0, {}, None)]).commands
+    following = handed_on(after_x)["a"]
+    # The lane starts it only if `a` succeeds (JobExecutor); it goes with the upstream it reads.
+    assert following.job.job_id == "b" and [u.job_id for u in following.upstream] == ["a", "x"]
