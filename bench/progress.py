@@ -11,9 +11,14 @@ Phase 2 measures what ProgressActor's feed sustains alone: `--replicas` feed lon
 API replica, as the service holds them) while the driver publishes batches of `--batch` events as
 fast as it can; prints published and delivered events/s (target >= 5,000 published).
 
+The clients share this process and the machine with the service. By default they read with
+aiohttp, whose HTTP parser is C: with httpx's pure-Python one (`--client httpx`), 1,000 streams
+take the clients about a core of this 2-core machine, and their own lag shows up as latency.
+
     python bench/progress.py [--clients 100 --workflows 20 --job-s 8]
     python bench/progress.py --clients 1000
     python bench/progress.py --clients 1000 --ingress haproxy [--api-replicas 1]   # HAProxy in front
+    python bench/progress.py --client httpx    # the clients as the CLI reads (httpx, httpx-sse)
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 
+import aiohttp
 import httpx
 from httpx_sse import aconnect_sse
 
@@ -40,29 +47,50 @@ from wfsched.control.actors import PROGRESS_NAME
 from wfsched.models.event import Event, EventType
 
 
-async def stream(
-    base: str, user: str, workflow_id: str, latencies_ms: list[float], live_from: list[float], opened: list[int]
-) -> list[int]:
-    """Read one workflow's stream to its end; record each live event's latency; return the seqs.
+class Stream:
+    """What one client records: each live event's latency, and how many streams have opened."""
 
-    Events made before `live_from[0]` (set once every stream is open) are not timed: they are
-    history replayed to a client that just connected, not live progress.
-    """
+    def __init__(self, live_from: list[float], latencies_ms: list[float], opened: list[int]) -> None:
+        self.live_from, self.latencies_ms, self.opened = live_from, latencies_ms, opened
+
+    def arrived(self, data: str | bytes, at: float, seqs: list[int]) -> bool:
+        """Record one event's `data`, arrived `at`; True once it was the workflow's last.
+
+        Events made before `live_from[0]` (set once every stream is open) are not timed: they are
+        history replayed to a client that just connected, not live progress.
+        """
+        event = json.loads(data)
+        if not seqs:
+            self.opened[0] += 1  # open, and its history is arriving
+        if event["ts"] >= self.live_from[0]:
+            self.latencies_ms.append(1000 * (at - event["ts"]))
+        seqs.append(event["seq"])
+        return bool(event["type"] == EventType.workflow_finished)
+
+
+async def read_with_httpx(base: str, user: str, workflow_id: str, record: Stream) -> list[int]:
+    """Read one workflow's stream to its end as the CLI does; return the seqs."""
     seqs: list[int] = []
     async with (
         httpx.AsyncClient(base_url=base, timeout=None) as client,
         aconnect_sse(client, "GET", f"/api/progress/{workflow_id}/stream", headers={"X-User-ID": user}) as source,
     ):
         async for message in source.aiter_sse():
-            if not message.data:
-                continue
-            event = json.loads(message.data)
-            if not seqs:
-                opened[0] += 1  # open, and its history is arriving
-            if event["ts"] >= live_from[0]:
-                latencies_ms.append(1000 * (time.time() - event["ts"]))
-            seqs.append(event["seq"])
-            if event["type"] == EventType.workflow_finished:
+            if message.data and record.arrived(message.data, time.time(), seqs):
+                break
+    return seqs
+
+
+async def read_with_aiohttp(
+    session: aiohttp.ClientSession, base: str, user: str, workflow_id: str, record: Stream
+) -> list[int]:
+    """Read one workflow's stream to its end, line by line; return the seqs. The service writes
+    each event's data on one `data:` line (and `id:`, `event:` and keep-alive comments beside it)."""
+    seqs: list[int] = []
+    async with session.get(f"{base}/api/progress/{workflow_id}/stream", headers={"X-User-ID": user}) as response:
+        response.raise_for_status()
+        async for line in response.content:
+            if line.startswith(b"data:") and record.arrived(line[5:], time.time(), seqs):
                 break
     return seqs
 
@@ -89,16 +117,17 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
     latencies_ms: list[float] = []
     live_from = [float("inf")]
     opened = [0]
+    record = Stream(live_from, latencies_ms, opened)
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), connector=aiohttp.TCPConnector(limit=0))
+
+    def read(user: str, workflow_id: str) -> Coroutine[None, None, list[int]]:
+        if args.client == "httpx":
+            return read_with_httpx(base, user, workflow_id, record)
+        return read_with_aiohttp(session, base, user, workflow_id, record)
+
     streams = [
         asyncio.create_task(
-            stream(
-                base,
-                users[i % args.workflows % len(users)].user,
-                created[i % args.workflows]["workflow_id"],
-                latencies_ms,
-                live_from,
-                opened,
-            )
+            read(users[i % args.workflows % len(users)].user, created[i % args.workflows]["workflow_id"])
         )
         for i in range(args.clients)
     ]
@@ -113,6 +142,7 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
     release.write_text("go")
     seqs = await asyncio.gather(*streams, return_exceptions=True)
     elapsed_s = time.monotonic() - started
+    await session.close()
     ordered = sorted(latencies_ms)
     failed = [s for s in seqs if isinstance(s, BaseException)]
     complete = [s for s in seqs if not isinstance(s, BaseException)]
@@ -120,7 +150,7 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
     broken = [s for s in complete if s != list(range(1, len(s) + 1))]
     target_ms = 150 if args.clients <= 100 else 500
     print(
-        f"phase 1: {args.clients} SSE clients on {args.workflows} workflows over HTTP "
+        f"phase 1: {args.clients} SSE clients ({args.client}) on {args.workflows} workflows over HTTP "
         f"({args.ingress} ingress, {args.api_replicas} API replicas), {elapsed_s:.1f} s live"
     )
     print(f"  live events delivered:     {len(ordered):8d}  ({len(ordered) / elapsed_s:.0f}/s to clients)")
@@ -183,6 +213,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument(
         "--ingress", choices=["serve", "haproxy"], default="serve", help="what answers HTTP (WFSCHED_INGRESS)"
+    )
+    parser.add_argument(
+        "--client", choices=["aiohttp", "httpx"], default="aiohttp", help="how the clients read their streams"
     )
     parser.add_argument("--api-replicas", type=int, default=0, help="API replicas (default: one per 700 streams)")
     parser.add_argument("--workflows", type=int, default=20)
