@@ -31,7 +31,7 @@ MAX_CONCURRENT_CALLS = 64
 MAX_REPORTS_PER_CALL = 64
 # Job threads started with the host: about the lanes one host runs when three users each have
 # dozens of four-branch workflows admitted; more start when needed.
-JOB_THREADS_AT_START = 256
+JOB_THREADS_AT_START = 512
 
 
 @ray.remote(max_concurrency=MAX_CONCURRENT_CALLS)  # type: ignore[call-overload]
