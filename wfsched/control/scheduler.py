@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 FORGET_KEYS_EVERY_S = 3600.0
 # How often the gauges (queues, running jobs, stalled time, the heartbeat) are set.
 GAUGES_EVERY_S = 2.0
+# Queued events (new places in line) made in one loop turn at most: a few ms of work, so that
+# the ~2,000 of one admission at ten times the seed's scale don't hold up the lanes' reports.
+PLACES_PER_TURN = 256
 
 
 @ray.remote
@@ -128,7 +131,7 @@ class SchedulerActor:
 
     def _announce_places(self) -> None:
         self._announce_scheduled = False
-        self._apply(self.state.announce_places())
+        self._apply(self.state.announce_places(most=PLACES_PER_TURN))
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -386,24 +386,27 @@ class SchedulerState:
                 self._admit(self.runs[workflow_id], changes)
             self.line_moved = True
 
-    def announce_places(self) -> Outcome:
+    def announce_places(self, most: int | None = None) -> Outcome:
         """A queued event to each waiting workflow whose user moved up in line since the places
-        were last announced.
+        were last announced; with `most`, to the workflows of the users next in line until about
+        that many events are made, and `line_moved` stays True while some are left.
 
         When a workflow's end admits a user, every other waiting user moves up, and each of their
-        queued workflows gets an event: ~2,000 of them at ten times the seed's scale. They go in a
-        transaction of their own, which the scheduler runs once the admitted workflows' starts are
-        out, so that they do not hold those starts up. Answers show the new place at once.
+        queued workflows gets an event: ~2,000 of them at ten times the seed's scale. They go in
+        transactions of their own, which the scheduler runs once the admitted workflows' starts are
+        out and between other calls, so that they hold up neither. Answers show the new place at once.
         """
         changes = _Changes()
-        self.line_moved = False
-        self._refresh_positions(changes)
+        self.line_moved = not self._refresh_positions(changes, most=most)
         return self._commit(changes)
 
-    def _refresh_positions(self, changes: _Changes, submitted: WorkflowRun | None = None) -> None:
+    def _refresh_positions(
+        self, changes: _Changes, submitted: WorkflowRun | None = None, most: int | None = None
+    ) -> bool:
         """Send a queued event to every waiting workflow whose place in line changed, and to a
         just `submitted` one that waits. Only a user's place can change, so this costs the
-        waiting users, plus the workflows of those who moved."""
+        waiting users, plus the workflows of those who moved. With `most`, stops before the next
+        user once that many events are made; True when every place is announced."""
         places = self.admission.places()
         for user_id, place in places.items():
             if self._places.get(user_id) != place:
@@ -412,9 +415,13 @@ class SchedulerState:
                 moved = [submitted]
             else:
                 continue
+            if most is not None and changes.events and len(changes.events) >= most:
+                return False
             for run in moved:
                 self._event(run, EventType.workflow_queued, {"queue_position": place}, changes)
+            self._places[user_id] = place
         self._places = places
+        return True
 
     def _job_changed(self, run: WorkflowRun, job: JobRecord, changes: _Changes) -> None:
         changes.jobs[(run.workflow_id, job.job_id)] = job

@@ -306,3 +306,19 @@ def test_a_job_that_depends_on_its_branch_predecessor_comes_with_its_start(state
     following = handed_on(after_x)["a"]
     # The lane starts it only if `a` succeeds (JobExecutor); it goes with the upstream it reads.
     assert following.job.job_id == "b" and [u.job_id for u in following.upstream] == ["a", "x"]
+
+
+def test_new_places_are_announced_a_few_users_at_a_time_when_asked(state: SchedulerState) -> None:
+    """The limit is 2: u3, u4 and u5 wait, two workflows each; u1's end admits u3."""
+    for user in ("u1", "u2", "u3", "u4", "u5"):
+        for n in (1, 2):
+            state.submit(f"w-{user}-{n}", user, "n", jobs(f"w-{user}-{n}", [("a", "m", [])]))
+    finish(state, "w-u1-1", "a")
+    finish(state, "w-u1-2", "a")
+    assert state.line_moved
+    first = state.announce_places(most=1)  # the first user's workflows, whole: u4 is next now
+    assert [(e.workflow_id, e.data["queue_position"]) for _, e in first.events] == [("w-u4-1", 1), ("w-u4-2", 1)]
+    assert state.line_moved
+    rest = state.announce_places(most=1)
+    assert [(e.workflow_id, e.data["queue_position"]) for _, e in rest.events] == [("w-u5-1", 2), ("w-u5-2", 2)]
+    assert not state.line_moved and state.announce_places(most=1).events == []
