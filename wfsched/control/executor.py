@@ -7,6 +7,7 @@ callbacks, so unit tests drive it without Ray. `BranchActor` (branch.py) holds o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -138,7 +139,7 @@ class JobExecutor:
             following = self._then.pop((job.workflow_id, job.job_id), None)
         self.on_report(report)
         if following is not None and _may_follow(following, report):
-            self.start(following)
+            self.start(_with_outcome(following, report))
 
     def _execute(self, command: StartJob, cancel: threading.Event) -> dict[str, Any]:
         job = command.job
@@ -179,3 +180,22 @@ def _may_follow(following: StartJob, ended: JobReport) -> bool:
     if ended.status == JobStatus.cancelled:
         return False
     return ended.status == JobStatus.succeeded or ended.job_id not in following.job.depends_on
+
+
+def _with_outcome(following: StartJob, ended: JobReport) -> StartJob:
+    """The continuation, with the job that just ended, if it is upstream, as it ended: it was
+    handed on while that job ran, so its record there has no result yet."""
+    upstream = [
+        job.model_copy(
+            update={
+                "status": ended.status,
+                "started_at": ended.started_at,
+                "finished_at": ended.finished_at,
+                "result": None if ended.result is None else JobResult.model_validate(ended.result),
+            }
+        )
+        if (job.workflow_id, job.job_id) == (ended.workflow_id, ended.job_id)
+        else job
+        for job in following.upstream
+    ]
+    return dataclasses.replace(following, upstream=upstream)

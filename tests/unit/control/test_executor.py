@@ -183,7 +183,7 @@ def test_a_job_and_its_continuation_run_in_their_request_tenant_workflow_and_job
 
 
 def report_upstream(ctx: JobContext) -> dict[str, object]:
-    return {"upstream": {job_id: job.result for job_id, job in ctx.upstream.items()}}
+    return {"upstream": {job_id: job.result for job_id, job in ctx.upstream.items()}, "mine": ctx.job_id}
 
 
 def test_a_continuation_gets_the_upstream_jobs_it_was_handed_with(tmp_path: Path) -> None:
@@ -201,8 +201,27 @@ def test_a_continuation_gets_the_upstream_jobs_it_was_handed_with(tmp_path: Path
         time.sleep(0.01)
     results = {report.job_id: report.result for report in reports.finished}
     assert results == {
-        "a": {"artifacts": [], "upstream": {}},
-        "b": {"artifacts": [], "upstream": {"x": {"artifacts": ["mask.png"]}}},
+        "a": {"artifacts": [], "upstream": {}, "mine": "a"},
+        "b": {"artifacts": [], "upstream": {"x": {"artifacts": ["mask.png"]}}, "mine": "b"},
+    }
+
+
+def test_a_continuation_handed_on_before_its_predecessor_ended_reads_that_ones_result(tmp_path: Path) -> None:
+    reports = Reports()
+    lanes = JobExecutor(
+        Settings(results_dir=tmp_path), {"upstream": JobType("upstream", NoParams, report_upstream)}, reports.on_report
+    )
+    predecessor = record("upstream", {}, "a")  # as the scheduler had it when it handed `b` on: running
+    following = record("upstream", {}, "b").model_copy(update={"depends_on": ["a"]})
+    lanes.start(StartJob("alice", predecessor, [], then=StartJob("alice", following, upstream=[predecessor])))
+    deadline = time.monotonic() + 10
+    while len(reports.finished) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    results = {report.job_id: report.result for report in reports.finished}
+    assert results["b"] == {
+        "artifacts": [],
+        "upstream": {"a": {"artifacts": [], "upstream": {}, "mine": "a"}},
+        "mine": "b",
     }
 
 
