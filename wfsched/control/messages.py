@@ -15,10 +15,9 @@ class StartJob:
     `then` starts the next job of the branch when nothing but `job` holds it back (all else it
     depends on has succeeded): the lane starts it the moment `job` ends (unless `job` was cancelled,
     or failed and `then` depends on it, or `then` was stopped), saving a round trip through the
-    scheduler. The scheduler starts that
-    job too once it hears of the end; the lane takes that as the same start. A StartJob for a job
-    already running only updates its `then`: so the scheduler hands a job on to the lane when its
-    last dependency succeeds while its branch predecessor still runs.
+    scheduler. The scheduler starts that job too once it hears of the end; the lane takes that as
+    the same start. A StartJob for a job already running only updates its `then`: so the scheduler
+    hands a job on to the lane when its last dependency succeeds while its predecessor still runs.
     """
 
     user_id: str
