@@ -64,7 +64,7 @@ class AdmissionState:
 
     def place(self, user_id: str) -> int | None:
         """The user's place in line (1 = next), None unless they wait."""
-        return next((place for place, waiting in enumerate(self._waiting, start=1) if waiting == user_id), None)
+        return self.places().get(user_id)
 
     def queued(self, user_id: str) -> list[str]:
         """The user's workflows that wait, in submission order."""

@@ -185,17 +185,9 @@ def _may_follow(following: StartJob, ended: JobReport) -> bool:
 def _with_outcome(following: StartJob, ended: JobReport) -> StartJob:
     """The continuation, with the job that just ended, if it is upstream, as it ended: it was
     handed on while that job ran, so its record there has no result yet."""
+    ended_key = (ended.workflow_id, ended.job_id)
     upstream = [
-        job.model_copy(
-            update={
-                "status": ended.status,
-                "started_at": ended.started_at,
-                "finished_at": ended.finished_at,
-                "result": None if ended.result is None else JobResult.model_validate(ended.result),
-            }
-        )
-        if (job.workflow_id, job.job_id) == (ended.workflow_id, ended.job_id)
-        else job
+        job.model_copy(update=ended.outcome()) if (job.workflow_id, job.job_id) == ended_key else job
         for job in following.upstream
     ]
     return dataclasses.replace(following, upstream=upstream)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from wfsched.models.state import JobRecord, JobStatus
+from wfsched.models.state import JobRecord, JobResult, JobStatus
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,16 @@ class JobReport:
     error: str | None
     # The class of a failure, for metrics: a wfsched error code or an exception's class name.
     error_type: str | None = None
+
+    def outcome(self) -> dict[str, Any]:
+        """The fields of the job's record that its end settles."""
+        return {
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "result": None if self.result is None else JobResult.model_validate(self.result),
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)

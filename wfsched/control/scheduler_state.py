@@ -20,7 +20,6 @@ from wfsched.models.event import Event, EventType
 from wfsched.models.state import (
     IdempotentSubmission,
     JobRecord,
-    JobResult,
     JobStatus,
     WorkflowRecord,
     WorkflowStatus,
@@ -112,9 +111,6 @@ class SchedulerState:
         self._seq: dict[str, int] = {}
         # Each waiting user's place in line, as last announced (their queued workflows share it).
         self._places: dict[str, int] = {}
-        # The line moved (a workflow's end admitted others) and the new places wait for
-        # `announce_places`.
-        self.line_moved = False
         # When each running job last reported progress (or started): the stalled gauge.
         self._progress_at: dict[tuple[str, str], float] = {}
 
@@ -243,9 +239,8 @@ class SchedulerState:
                 error_type=report.error_type,
             )
         )
-        job.status, job.started_at, job.finished_at = report.status, report.started_at, report.finished_at
-        job.result = None if report.result is None else JobResult.model_validate(report.result)
-        job.error = report.error
+        for name, value in report.outcome().items():
+            setattr(job, name, value)
         if report.status == JobStatus.succeeded and job.progress_total:
             job.progress_done = job.progress_total
         self._job_changed(run, job, changes)
@@ -384,7 +379,12 @@ class SchedulerState:
         if was_admitted:
             for workflow_id in self.admission.finish(run.user_id):
                 self._admit(self.runs[workflow_id], changes)
-            self.line_moved = True
+
+    @property
+    def line_moved(self) -> bool:
+        """Places in line changed since they were announced (a workflow's end admitted others):
+        `announce_places` has news."""
+        return self._places != self.admission.places()
 
     def announce_places(self, most: int | None = None) -> Outcome:
         """A queued event to each waiting workflow whose user moved up in line since the places
@@ -397,16 +397,16 @@ class SchedulerState:
         out and between other calls, so that they hold up neither. Answers show the new place at once.
         """
         changes = _Changes()
-        self.line_moved = not self._refresh_positions(changes, most=most)
+        self._refresh_positions(changes, most=most)
         return self._commit(changes)
 
     def _refresh_positions(
         self, changes: _Changes, submitted: WorkflowRun | None = None, most: int | None = None
-    ) -> bool:
+    ) -> None:
         """Send a queued event to every waiting workflow whose place in line changed, and to a
         just `submitted` one that waits. Only a user's place can change, so this costs the
         waiting users, plus the workflows of those who moved. With `most`, stops before the next
-        user once that many events are made; True when every place is announced."""
+        user once that many events are made (`line_moved` says some are left)."""
         places = self.admission.places()
         for user_id, place in places.items():
             if self._places.get(user_id) != place:
@@ -416,12 +416,11 @@ class SchedulerState:
             else:
                 continue
             if most is not None and changes.events and len(changes.events) >= most:
-                return False
+                return
             for run in moved:
                 self._event(run, EventType.workflow_queued, {"queue_position": place}, changes)
             self._places[user_id] = place
         self._places = places
-        return True
 
     def _job_changed(self, run: WorkflowRun, job: JobRecord, changes: _Changes) -> None:
         changes.jobs[(run.workflow_id, job.job_id)] = job
