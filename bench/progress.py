@@ -47,28 +47,32 @@ from wfsched.control.actors import PROGRESS_NAME
 from wfsched.models.event import Event, EventType
 
 
-class Stream:
-    """What one client records: each live event's latency, and how many streams have opened."""
+class Arrivals:
+    """What every client records: each live event's latency, and how many streams have opened."""
 
-    def __init__(self, live_from: list[float], latencies_ms: list[float], opened: list[int]) -> None:
-        self.live_from, self.latencies_ms, self.opened = live_from, latencies_ms, opened
+    def __init__(self) -> None:
+        self.live_from = float("inf")
+        """Set once every stream is open: events made before are not timed."""
+        self.latencies_ms: list[float] = []
+        self.opened = 0
 
     def arrived(self, data: str | bytes, at: float, seqs: list[int]) -> bool:
-        """Record one event's `data`, arrived `at`; True once it was the workflow's last.
+        """Record one event's `data`, arrived `at` on the stream whose seqs are `seqs`; True once
+        it was the workflow's last.
 
-        Events made before `live_from[0]` (set once every stream is open) are not timed: they are
-        history replayed to a client that just connected, not live progress.
+        Events made before `live_from` are not timed: they are history replayed to a client that
+        just connected, not live progress.
         """
         event = json.loads(data)
         if not seqs:
-            self.opened[0] += 1  # open, and its history is arriving
-        if event["ts"] >= self.live_from[0]:
+            self.opened += 1  # open, and its history is arriving
+        if event["ts"] >= self.live_from:
             self.latencies_ms.append(1000 * (at - event["ts"]))
         seqs.append(event["seq"])
         return bool(event["type"] == EventType.workflow_finished)
 
 
-async def read_with_httpx(base: str, user: str, workflow_id: str, record: Stream) -> list[int]:
+async def read_with_httpx(base: str, user: str, workflow_id: str, arrivals: Arrivals) -> list[int]:
     """Read one workflow's stream to its end as the CLI does; return the seqs."""
     seqs: list[int] = []
     async with (
@@ -76,13 +80,13 @@ async def read_with_httpx(base: str, user: str, workflow_id: str, record: Stream
         aconnect_sse(client, "GET", f"/api/progress/{workflow_id}/stream", headers={"X-User-ID": user}) as source,
     ):
         async for message in source.aiter_sse():
-            if message.data and record.arrived(message.data, time.time(), seqs):
+            if message.data and arrivals.arrived(message.data, time.time(), seqs):
                 break
     return seqs
 
 
 async def read_with_aiohttp(
-    session: aiohttp.ClientSession, base: str, user: str, workflow_id: str, record: Stream
+    session: aiohttp.ClientSession, base: str, user: str, workflow_id: str, arrivals: Arrivals
 ) -> list[int]:
     """Read one workflow's stream to its end, line by line; return the seqs. The service writes
     each event's data on one `data:` line (and `id:`, `event:` and keep-alive comments beside it)."""
@@ -90,7 +94,7 @@ async def read_with_aiohttp(
     async with session.get(f"{base}/api/progress/{workflow_id}/stream", headers={"X-User-ID": user}) as response:
         response.raise_for_status()
         async for line in response.content:
-            if line.startswith(b"data:") and record.arrived(line[5:], time.time(), seqs):
+            if line.startswith(b"data:") and arrivals.arrived(line[5:], time.time(), seqs):
                 break
     return seqs
 
@@ -114,16 +118,13 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
         },
     ]
     created = [users[i % len(users)].submit(jobs, name=f"w{i}") for i in range(args.workflows)]
-    latencies_ms: list[float] = []
-    live_from = [float("inf")]
-    opened = [0]
-    record = Stream(live_from, latencies_ms, opened)
+    arrivals = Arrivals()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), connector=aiohttp.TCPConnector(limit=0))
 
     def read(user: str, workflow_id: str) -> Coroutine[None, None, list[int]]:
         if args.client == "httpx":
-            return read_with_httpx(base, user, workflow_id, record)
-        return read_with_aiohttp(session, base, user, workflow_id, record)
+            return read_with_httpx(base, user, workflow_id, arrivals)
+        return read_with_aiohttp(session, base, user, workflow_id, arrivals)
 
     streams = [
         asyncio.create_task(
@@ -133,17 +134,18 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
     ]
     # Live begins once every stream is open and has its history (or at --connect-s at the latest).
     deadline = time.monotonic() + args.connect_s
-    while opened[0] < args.clients and time.monotonic() < deadline:
+    while arrivals.opened < args.clients and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)  # the last ones' history
-    print(f"  {opened[0]} of {args.clients} streams open after {time.monotonic() - deadline + args.connect_s:.1f} s")
-    live_from[0] = time.time()
+    open_after_s = time.monotonic() - deadline + args.connect_s
+    print(f"  {arrivals.opened} of {args.clients} streams open after {open_after_s:.1f} s")
+    arrivals.live_from = time.time()
     started = time.monotonic()
     release.write_text("go")
     seqs = await asyncio.gather(*streams, return_exceptions=True)
     elapsed_s = time.monotonic() - started
     await session.close()
-    ordered = sorted(latencies_ms)
+    ordered = sorted(arrivals.latencies_ms)
     failed = [s for s in seqs if isinstance(s, BaseException)]
     complete = [s for s in seqs if not isinstance(s, BaseException)]
     dropped = [s for s in complete if not s or s[-1] != max(s)]
