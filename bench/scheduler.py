@@ -5,11 +5,13 @@ scheduling overhead per job (its predecessors done → it started; p50, p99, and
 waited for: its branch predecessor alone, which the lane follows at once, a dependency, which the
 scheduler releases, or admission) and the makespan against the ideal makespan of the same DAGs,
 arrival times and active-user slots with zero overhead (a simulation using wfsched's own admission
-and branch rules), as a ratio; then what the run left behind: each actor's memory and the database
-file's size.
+and branch rules), as a ratio; the CPU each process used while the submissions came and while the
+rest ran (where the two cores went); then what the run left behind: each actor's memory and the
+database file's size.
 
     python bench/scheduler.py [--workflows 200 --jobs 10 --branches 4 --users 10 --job-s 0.5 --clients 16]
     python bench/scheduler.py --workflows 2000 --jobs 10 --users 30    # ten times the seed's scale
+    python bench/scheduler.py --workflows 2000 --jobs 10 --users 30 --ingress haproxy
 
 The jobs are `sleep` jobs: they do no work, they only take `--job-s` each, so that the ideal
 makespan is not zero and the overhead shows against it.
@@ -18,7 +20,10 @@ makespan is not zero and the overhead shows against it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
+import itertools
+import os
 import random
 import statistics
 import sys
@@ -147,27 +152,68 @@ def main() -> None:
     parser.add_argument("--job-s", type=float, default=0.5)
     parser.add_argument("--max-active-users", type=int, default=3)
     parser.add_argument("--clients", type=int, default=16, help="submissions on their way at once")
+    parser.add_argument(
+        "--ingress", choices=["serve", "haproxy"], default="serve", help="what answers HTTP (WFSCHED_INGRESS)"
+    )
     args = parser.parse_args()
 
     # The served defaults, but for the test job types and the limit asked for (tests check lanes every 1 s).
-    overrides = {"max_active_users": args.max_active_users, "reconcile_interval_s": Settings().reconcile_interval_s}
+    overrides = {
+        "ingress": args.ingress,
+        "max_active_users": args.max_active_users,
+        "reconcile_interval_s": Settings().reconcile_interval_s,
+    }
     with bench_service(**overrides) as (settings, base):
         run_benchmark(args, base, str(settings.data_roots[0] / "none.svs"))
         print_footprint(settings.db)
 
 
-def print_footprint(db: Path) -> None:
-    """Resident memory of each Ray worker process this benchmark started (its actors, by the title
-    Ray gives them), and the SQLite file with its WAL."""
+def ray_workers() -> list[tuple[str, Any]]:
+    """The Ray worker processes this benchmark started, each with its actor's name (from the title
+    Ray gives the process; an idle worker's is IDLE)."""
     import psutil
 
+    workers = []
     for process in sorted(psutil.Process().children(recursive=True), key=lambda p: p.pid):
-        try:
-            title, rss = process.cmdline()[0], process.memory_info().rss
-        except (psutil.Error, IndexError):
-            continue
-        if title.startswith("ray::") and "IDLE" not in title:
-            print(f"memory {title.split('.')[0].split(':', 2)[-1] + ':':28s} {rss / 2**20:8.1f} MiB")
+        with contextlib.suppress(psutil.Error, IndexError):
+            title = process.cmdline()[0]
+            if title.startswith("ray::") and "IDLE" not in title:
+                workers.append((title.split(".")[0].split(":", 2)[-1], process))
+    return workers
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """CPU time (user + system) so far of this process and of each Ray worker, by pid."""
+    import psutil
+
+    def used(process: Any) -> float:
+        times = process.cpu_times()
+        return float(times.user + times.system)
+
+    seconds = {os.getpid(): ("this benchmark's clients", used(psutil.Process()))}
+    for name, process in ray_workers():
+        with contextlib.suppress(psutil.Error):
+            seconds[process.pid] = (name, used(process))
+    return seconds
+
+
+def print_cpu(phases: list[tuple[str, float, dict[int, tuple[str, float]]]]) -> None:
+    """Where the two cores went in each phase: CPU seconds of each process between snapshots
+    (name, wall seconds at the snapshot, cpu_seconds())."""
+    for (_, started, before), (phase, ended, after) in itertools.pairwise(phases):
+        spent = {pid: (name, s - before.get(pid, ("", 0.0))[1]) for pid, (name, s) in after.items()}
+        total = sum(s for _, s in spent.values())
+        print(f"cpu while {phase}: {total:.1f} s in {ended - started:.1f} s ({total / (ended - started):.2f} cores)")
+        for name, s in sorted(spent.values(), key=lambda item: -item[1]):
+            if s >= 0.05 * total:
+                print(f"  {name + ':':27s} {s:8.1f} s")
+
+
+def print_footprint(db: Path) -> None:
+    """Resident memory of each actor's process, and the SQLite file with its WAL."""
+    for name, process in ray_workers():
+        with contextlib.suppress(Exception):
+            print(f"memory {name + ':':28s} {process.memory_info().rss / 2**20:8.1f} MiB")
     size_mb = sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 2**20
     print(f"database file (with WAL):    {size_mb:8.1f} MiB  ({db.name})")
 
@@ -198,11 +244,14 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
         (users[i % args.users], make_workflow(rng, args.jobs, args.branches, args.job_s, image))
         for i in range(args.workflows)
     ]
+    phases = [("", time.time(), cpu_seconds())]
     started = time.time()
     with ThreadPoolExecutor(max_workers=args.clients) as pool:
         created = list(pool.map(lambda p: (p[0], p[1], p[0].submit(p[1])), plan))
     submit_s = time.time() - started
+    phases.append(("submitting", time.time(), cpu_seconds()))
     wait_until_all_finished(users)
+    phases.append(("the rest ran", time.time(), cpu_seconds()))
     # Read once it is all over: the timestamps in them are the measurements, not when they are read.
     finished = [(user, jobs, user.workflow(c["workflow_id"])) for user, jobs, c in created]
     assert all(w["status"] == "succeeded" for _, _, w in finished), "a benchmark workflow did not succeed"
@@ -215,7 +264,7 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
     n_jobs = len(overheads_ms)
     print(
         f"workflows: {args.workflows} x {args.jobs} jobs over {args.branches} branches, {args.users} users, "
-        f"limit {args.max_active_users}, job {args.job_s} s"
+        f"limit {args.max_active_users}, job {args.job_s} s, {args.ingress} ingress"
     )
     print(
         f"submissions/s accepted:      {args.workflows / submit_s:8.1f}  "
@@ -232,6 +281,7 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
     print(f"makespan:                    {makespan:8.2f} s")
     print(f"ideal makespan (simulated):  {ideal:8.2f} s")
     print(f"makespan / ideal:            {makespan / ideal:8.2f} x  (target <= 1.1)")
+    print_cpu(phases)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import zlib
 from typing import Any
 
@@ -50,3 +51,15 @@ def branch_index(settings: Settings, workflow_id: str, branch_name: str) -> int:
 
 def existing(name: str, settings: Settings) -> Handle:
     return ray.get_actor(name, namespace=settings.namespace)
+
+
+def freeze_startup_heap() -> None:
+    """At the end of a long-lived actor's `__init__`: what its start allocated (modules, Ray's
+    worker, its own state) stays for its life, so the cyclic GC stops scanning it. A lane host
+    holds ~260,000 such objects, and each full collection walked them all: 260–420 ms on this
+    2-core machine at ten times the seed's scale, during which no job of its lanes started
+    (15–105 ms without them). Serve does the same in its proxies and replicas. Freed by reference
+    counting as before; only a cycle among them would stay.
+    """
+    gc.collect()
+    gc.freeze()

@@ -43,6 +43,7 @@ class BranchActor:
         self._outbox: queue.SimpleQueue[Report] = queue.SimpleQueue()
         self.host = JobExecutor(settings, load_job_types(settings), self._outbox.put, JOB_THREADS_AT_START)
         threading.Thread(target=self._send_reports, name="reports", daemon=True).start()
+        actors.freeze_startup_heap()
 
     def ready(self) -> bool:
         return True

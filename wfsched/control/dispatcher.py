@@ -57,6 +57,7 @@ class DispatcherActor:
         self._waiters: dict[tuple[str, int], asyncio.Future[bool]] = {}
         self._rounds: asyncio.Task[None] | None = None
         log.info("dispatcher: %d slots, %s order", self.state.slots, settings.batch_order)
+        actors.freeze_startup_heap()
 
     async def acquire(self, holder: str, request_id: int, tenant: str, cost: float) -> int | None:
         """Returns `request_id` once the batch has a slot, or None if its request was dropped."""

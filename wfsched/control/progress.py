@@ -8,6 +8,7 @@ import os
 import ray
 
 from wfsched.config import Settings
+from wfsched.control import actors
 from wfsched.control.progress_state import ProgressState
 from wfsched.models.event import Event
 from wfsched.observe import logs
@@ -26,6 +27,7 @@ class ProgressActor:
             self._store.feed_after,
             last_event_id=self._store.last_event_id(),
         )
+        actors.freeze_startup_heap()
 
     async def publish(self, events: list[tuple[str, Event]]) -> None:
         self.state.publish(events)

@@ -65,6 +65,7 @@ class SchedulerActor:
         self._flush_scheduled = False
         self._announce_scheduled = False
         self._apply(self.state.recover())
+        actors.freeze_startup_heap()
 
     async def ready(self) -> bool:
         """True once the lane hosts answer too: then a job starts without waiting for a process."""
