@@ -26,8 +26,14 @@ def service() -> Service:
     return _service
 
 
+async def _service_dependency() -> Service:
+    """`service()` for FastAPI: a plain `def` dependency would cost every request a hop to a
+    worker thread and back (FastAPI runs those in a thread pool)."""
+    return service()
+
+
 def max_body_bytes() -> int:
     return service().settings.max_body_bytes
 
 
-ServiceDep = Annotated[Service, Depends(service)]
+ServiceDep = Annotated[Service, Depends(_service_dependency)]
