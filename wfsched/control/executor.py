@@ -73,20 +73,25 @@ class JobExecutor:
 
     def start(self, command: StartJob) -> None:
         """Start a job in its own thread; a job already running or finished here is not run again."""
+        cancel = self._claim(command)
+        if cancel is not None:
+            self._threads.submit(self._run_lane, command, cancel)
+
+    def _claim(self, command: StartJob) -> threading.Event | None:
+        """Mark the job running here and return its cancel event; None if it runs here already or
+        finished here (then its report goes out again). Its `then` is kept for when it ends."""
         key = (command.job.workflow_id, command.job.job_id)
         with self._lock:
             report = self._reports.get(key)
             if report is None and command.then is not None:
                 self._then[key] = command.then
             if key in self._running:
-                return
+                return None
             if report is None:
-                cancel = threading.Event()
-                self._running[key] = cancel
-        if report is not None:
-            self.on_report(report)
-            return
-        self._threads.submit(self._run_in_context, command, cancel)
+                cancel = self._running[key] = threading.Event()
+                return cancel
+        self.on_report(report)
+        return None
 
     def stop(self, workflow_id: str, job_id: str) -> bool:
         """Tell a running job to stop, or drop it as a continuation not yet started; True if running."""
@@ -103,20 +108,33 @@ class JobExecutor:
         with self._lock:
             return [key for key in keys if key in self._running or key in self._reports]
 
-    def _run_in_context(self, command: StartJob, cancel: threading.Event) -> None:
+    def _run_lane(self, command: StartJob, cancel: threading.Event) -> None:
+        """Run a job, then its continuation (`StartJob.then`) if that may follow, and so on, in this
+        same thread: the next job of a branch starts without a hop to another thread (a wake-up,
+        then a wait for the GIL among the threads of a wave of job ends)."""
+        while True:
+            following = self._run_in_context(command, cancel)
+            claimed = None if following is None else self._claim(following)
+            if following is None or claimed is None:
+                return
+            command, cancel = following, claimed
+
+    def _run_in_context(self, command: StartJob, cancel: threading.Event) -> StartJob | None:
         """`_run`, every line logged meanwhile in this thread carrying the job's fields (observe/logs.py)."""
         job = command.job
         key = (job.workflow_id, job.job_id)
         tenant, workflow_id = command.user_id, job.workflow_id
         with logs.log_context(request_id=command.request_id, tenant=tenant, workflow_id=workflow_id, job_id=job.job_id):
             log.info("job %s (%s) started on branch %s", job.job_id, job.job_type, job.branch)
-            self._run(command, cancel)
+            following = self._run(command, cancel)
             with self._lock:
                 report = self._reports.get(key)
             if report is not None:
                 log.info("job %s %s in %.1f s", job.job_id, report.status, report.finished_at - report.started_at)
+        return following
 
-    def _run(self, command: StartJob, cancel: threading.Event) -> None:
+    def _run(self, command: StartJob, cancel: threading.Event) -> StartJob | None:
+        """Run the job and report its end; returns its continuation if that may start now."""
         job = command.job
         started_at = time.time()
         status, result, error, error_type = JobStatus.succeeded, None, None, None
@@ -139,7 +157,8 @@ class JobExecutor:
             following = self._then.pop((job.workflow_id, job.job_id), None)
         self.on_report(report)
         if following is not None and _may_follow(following, report):
-            self.start(_with_outcome(following, report))
+            return _with_outcome(following, report)
+        return None
 
     def _execute(self, command: StartJob, cancel: threading.Event) -> dict[str, Any]:
         job = command.job
