@@ -21,6 +21,7 @@ class Reports:
     def __init__(self) -> None:
         self.finished: list[JobReport] = []
         self.progress: list[tuple[str, int, int]] = []
+        self.finished_in_thread: list[int] = []
         self.done = threading.Event()
 
     def on_report(self, report: Report) -> None:
@@ -28,6 +29,7 @@ class Reports:
             self.progress.append((report.job_id, report.done, report.total))
         else:
             self.finished.append(report)
+            self.finished_in_thread.append(threading.get_ident())
             self.done.set()
 
 
@@ -115,6 +117,8 @@ def test_the_next_job_starts_in_the_lane_when_its_predecessor_ends(tmp_path: Pat
     assert (first.job_id, first.status) == ("first", JobStatus.failed)  # order edges carry no failure
     assert (second.job_id, second.status) == ("second", JobStatus.succeeded)
     assert first.finished_at <= second.started_at
+    # The next job ran in the thread its predecessor ended in: no hop to another thread.
+    assert reports.finished_in_thread[0] == reports.finished_in_thread[1]
     # The scheduler's own start of the same job, arriving later, does not run it again.
     lanes.start(start("sleep", {"record_path": str(log)}, "second"))
     assert log.read_text().split() == ["w", "first", "w", "second"]
