@@ -5,9 +5,10 @@ scheduling overhead per job (its predecessors done → it started; p50, p99, and
 waited for: its branch predecessor alone, which the lane follows at once, a dependency, which the
 scheduler releases, or admission) and the makespan against the ideal makespan of the same DAGs,
 arrival times and active-user slots with zero overhead (a simulation using wfsched's own admission
-and branch rules), as a ratio; the CPU each process used while the submissions came and while the
-rest ran (where the two cores went); then what the run left behind: each actor's memory and the
-database file's size.
+and branch rules), as a ratio; the seconds in which most of the slowest 1% of jobs could start, with
+whose workflows were admitted then or the second before (what the p99 is made of); the CPU each
+process used while the submissions came and while the rest ran (where the two cores went); then
+what the run left behind: each actor's memory and the database file's size.
 
     python bench/scheduler.py [--workflows 200 --jobs 10 --branches 4 --users 10 --job-s 0.5 --clients 16]
     python bench/scheduler.py --workflows 2000 --jobs 10 --users 30    # ten times the seed's scale
@@ -20,6 +21,7 @@ makespan is not zero and the overhead shows against it.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import heapq
 import itertools
@@ -122,9 +124,9 @@ def ideal_makespan(arrivals: list[tuple[float, str, list[dict[str, Any]]]], max_
 KINDS = ("after its branch predecessor", "after a dependency", "after admission")
 
 
-def overheads_s(workflow: dict[str, Any]) -> list[tuple[str, float]]:
-    """For each job: what it waited for, and its start minus the moment it could start
-    (predecessors done, or admission)."""
+def overheads_s(workflow: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """For each job: what it waited for, its start minus the moment it could start (predecessors
+    done, or admission), and that moment."""
     jobs = {j["job_id"]: j for j in workflow["jobs"]}
     previous: dict[str, str] = {}
     result = []
@@ -133,9 +135,26 @@ def overheads_s(workflow: dict[str, Any]) -> list[tuple[str, float]]:
         kind = KINDS[1] if job["depends_on"] else KINDS[0] if preds else KINDS[2]
         preds += job["depends_on"]
         ready_at = max([workflow["admitted_at"], *(jobs[p]["finished_at"] for p in preds)])
-        result.append((kind, job["started_at"] - ready_at))
+        result.append((kind, job["started_at"] - ready_at, ready_at))
         previous[job["branch"]] = job["job_id"]
     return result
+
+
+def print_slowest_moments(finished: list[dict[str, Any]], users: list[str], first_arrival: float) -> None:
+    """When the slowest 1% of jobs could start, by the second (after the first submission), the
+    three busiest seconds: what those jobs waited for, and whose workflows were admitted then or
+    the second before (a wave of dependency releases follows its admission by a job's length)."""
+    jobs = [job for w in finished for job in overheads_s(w)]
+    slowest = sorted(jobs, key=lambda job: -job[1])[: max(1, len(jobs) // 100)]
+    by_second: dict[int, list[str]] = collections.defaultdict(list)
+    for kind, _, ready in slowest:
+        by_second[int(ready - first_arrival)].append(kind)
+    print(f"the slowest 1% ({len(slowest)} jobs) could start at:")
+    admitted_in = [(int(w["admitted_at"] - first_arrival), user) for w, user in zip(finished, users, strict=True)]
+    for second, kinds in sorted(by_second.items(), key=lambda item: -len(item[1]))[:3]:
+        admitted = ", ".join(sorted({user for at, user in admitted_in if 0 <= second - at <= 1})) or "none"
+        waited = ", ".join(f"{n} {kind}" for kind, n in collections.Counter(kinds).most_common())
+        print(f"  {second:4d} s: {len(kinds)} jobs ({waited}); admitted then or just before: {admitted}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -259,7 +278,7 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
     makespan = max(j["finished_at"] for _, _, w in finished for j in w["jobs"]) - first_arrival
     arrivals = sorted((w["created_at"], u.user, jobs) for u, jobs, w in finished)
     ideal = ideal_makespan(arrivals, args.max_active_users, args.job_s)
-    overheads = [(kind, 1000 * o) for _, _, w in finished for kind, o in overheads_s(w)]
+    overheads = [(kind, 1000 * o) for _, _, w in finished for kind, o, _ in overheads_s(w)]
     overheads_ms = [o for _, o in overheads]
     n_jobs = len(overheads_ms)
     print(
@@ -281,6 +300,7 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
     print(f"makespan:                    {makespan:8.2f} s")
     print(f"ideal makespan (simulated):  {ideal:8.2f} s")
     print(f"makespan / ideal:            {makespan / ideal:8.2f} x  (target <= 1.1)")
+    print_slowest_moments([w for _, _, w in finished], [u.user for u, _, _ in finished], first_arrival)
     print_cpu(phases)
 
 
