@@ -140,17 +140,19 @@ def overheads_s(workflow: dict[str, Any]) -> list[tuple[str, float, float]]:
     return result
 
 
-def print_slowest_moments(finished: list[dict[str, Any]], users: list[str], first_arrival: float) -> None:
+def print_slowest_moments(
+    jobs: list[tuple[str, float, float]], admissions: list[tuple[float, str]], first_arrival: float
+) -> None:
     """When the slowest 1% of jobs could start, by the second (after the first submission), the
     three busiest seconds: what those jobs waited for, and whose workflows were admitted then or
-    the second before (a wave of dependency releases follows its admission by a job's length)."""
-    jobs = [job for w in finished for job in overheads_s(w)]
+    the second before (a wave of dependency releases follows its admission by a job's length).
+    `jobs` as `overheads_s` gives them; `admissions` (admitted at, user) per workflow."""
     slowest = sorted(jobs, key=lambda job: -job[1])[: max(1, len(jobs) // 100)]
     by_second: dict[int, list[str]] = collections.defaultdict(list)
     for kind, _, ready in slowest:
         by_second[int(ready - first_arrival)].append(kind)
     print(f"the slowest 1% ({len(slowest)} jobs) could start at:")
-    admitted_in = [(int(w["admitted_at"] - first_arrival), user) for w, user in zip(finished, users, strict=True)]
+    admitted_in = [(int(at - first_arrival), user) for at, user in admissions]
     for second, kinds in sorted(by_second.items(), key=lambda item: -len(item[1]))[:3]:
         admitted = ", ".join(sorted({user for at, user in admitted_in if 0 <= second - at <= 1})) or "none"
         waited = ", ".join(f"{n} {kind}" for kind, n in collections.Counter(kinds).most_common())
@@ -230,8 +232,10 @@ def print_cpu(phases: list[tuple[str, float, dict[int, tuple[str, float]]]]) -> 
 
 def print_footprint(db: Path) -> None:
     """Resident memory of each actor's process, and the SQLite file with its WAL."""
+    import psutil
+
     for name, process in ray_workers():
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(psutil.Error):
             print(f"memory {name + ':':28s} {process.memory_info().rss / 2**20:8.1f} MiB")
     size_mb = sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 2**20
     print(f"database file (with WAL):    {size_mb:8.1f} MiB  ({db.name})")
@@ -278,7 +282,8 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
     makespan = max(j["finished_at"] for _, _, w in finished for j in w["jobs"]) - first_arrival
     arrivals = sorted((w["created_at"], u.user, jobs) for u, jobs, w in finished)
     ideal = ideal_makespan(arrivals, args.max_active_users, args.job_s)
-    overheads = [(kind, 1000 * o) for _, _, w in finished for kind, o, _ in overheads_s(w)]
+    timed = [job for _, _, w in finished for job in overheads_s(w)]
+    overheads = [(kind, 1000 * o) for kind, o, _ in timed]
     overheads_ms = [o for _, o in overheads]
     n_jobs = len(overheads_ms)
     print(
@@ -300,7 +305,7 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
     print(f"makespan:                    {makespan:8.2f} s")
     print(f"ideal makespan (simulated):  {ideal:8.2f} s")
     print(f"makespan / ideal:            {makespan / ideal:8.2f} x  (target <= 1.1)")
-    print_slowest_moments([w for _, _, w in finished], [u.user for u, _, _ in finished], first_arrival)
+    print_slowest_moments(timed, [(w["admitted_at"], u.user) for u, _, w in finished], first_arrival)
     print_cpu(phases)
 
 

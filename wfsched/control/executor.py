@@ -114,8 +114,10 @@ class JobExecutor:
         then a wait for the GIL among the threads of a wave of job ends)."""
         while True:
             following = self._run_in_context(command, cancel)
-            claimed = None if following is None else self._claim(following)
-            if following is None or claimed is None:
+            if following is None:
+                return
+            claimed = self._claim(following)
+            if claimed is None:
                 return
             command, cancel = following, claimed
 
