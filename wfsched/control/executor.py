@@ -24,7 +24,7 @@ from wfsched.exceptions import JobCancelledError, WfschedError
 from wfsched.jobs.registry import JobContext, JobType, UpstreamJob
 from wfsched.models.state import JobRecord, JobResult, JobStatus
 from wfsched.observe import logs
-from wfsched.store.paths import job_output_dir
+from wfsched.store.paths import job_output_dirs
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,10 @@ class JobExecutor:
         job_type = self.job_types.get(job.job_type)
         if job_type is None:
             raise WfschedError(f"job type {job.job_type!r} is not registered on this worker")
+        # Upstream jobs are jobs of the same workflow: its folder is checked once for them all.
+        job_ids = [job.job_id, *(upstream.job_id for upstream in command.upstream)]
+        results = self.settings.results_dir
+        output_dir, *upstream_dirs = job_output_dirs(results, command.user_id, job.workflow_id, job_ids)
         context = JobContext(
             workflow_id=job.workflow_id,
             job_id=job.job_id,
@@ -174,8 +178,8 @@ class JobExecutor:
             image_path=Path(job.image_path),
             params=job_type.params_model.model_validate(job.params),
             settings=self.settings,
-            output_dir=job_output_dir(self.settings.results_dir, command.user_id, job.workflow_id, job.job_id),
-            upstream={u.job_id: self._upstream(command.user_id, u) for u in command.upstream},
+            output_dir=output_dir,
+            upstream={u.job_id: _upstream(u, dir_) for u, dir_ in zip(command.upstream, upstream_dirs, strict=True)},
             cancel_event=cancel,
             request_id=command.request_id,
             on_progress=lambda done, total: self.on_report(ProgressReport(job.workflow_id, job.job_id, done, total)),
@@ -185,14 +189,15 @@ class JobExecutor:
         # A result that is not a valid JobResult (artifacts not a list of names) fails the job here.
         return JobResult.model_validate(job_type.run(context) or {}).fields
 
-    def _upstream(self, user_id: str, job: JobRecord) -> UpstreamJob:
-        return UpstreamJob(
-            job_id=job.job_id,
-            job_type=job.job_type,
-            image_path=job.image_path,
-            result=job.result.fields if job.result else {},
-            output_dir=job_output_dir(self.settings.results_dir, user_id, job.workflow_id, job.job_id),
-        )
+
+def _upstream(job: JobRecord, output_dir: Path) -> UpstreamJob:
+    return UpstreamJob(
+        job_id=job.job_id,
+        job_type=job.job_type,
+        image_path=job.image_path,
+        result=job.result.fields if job.result else {},
+        output_dir=output_dir,
+    )
 
 
 def _may_follow(following: StartJob, ended: JobReport) -> bool:

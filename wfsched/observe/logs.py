@@ -196,10 +196,10 @@ def install(writer_thread: bool = False) -> None:
     starts (again changes nothing).
 
     `writer_thread` is for a process that logs from many threads at once, a lane host's jobs: a
-    line was written under its handler's lock, and a write lets go of the GIL, so threads queued up
-    behind one another's writes (tens of ms per job start under load). With it, the logging thread
-    only filters and formats its line (the fields and Ray's task ids are that thread's) and queues
-    it; one thread per handler writes the lines, in their order.
+    line was formatted and written under its handler's lock, and a write lets go of the GIL, so
+    threads queued up behind one another (tens of ms per job start under load). With it, the
+    logging thread only filters its record (the fields and Ray's task ids are that thread's) and
+    queues it, taking no lock; one thread per handler formats and writes the lines, in their order.
     """
     root = logging.getLogger()
     for index, handler in enumerate(root.handlers):
@@ -212,19 +212,29 @@ def install(writer_thread: bool = False) -> None:
 
 
 class _QueuedHandler(logging.handlers.QueueHandler):
-    """`handler`'s level, filters and formatter in the logging thread; `handler` writes in a thread of its own."""
+    """`handler`'s level and filters in the logging thread; `handler` formats and writes in a thread of its own.
+
+    Records are queued as they are, not formatted first (`QueueHandler.prepare`): the formatters
+    here read only what the record holds once filtered, and the arguments of wfsched's lines are
+    values that do not change after the call.
+    """
 
     def __init__(self, handler: logging.StreamHandler) -> None:  # type: ignore[type-arg]
         lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
         super().__init__(lines)
         self.setLevel(handler.level)
-        self.setFormatter(handler.formatter)
         self.filters, handler.filters = handler.filters, []
-        handler.setFormatter(logging.Formatter("%(message)s"))  # formatted already, by prepare()
         self.listener = logging.handlers.QueueListener(lines, handler)
         self.listener.start()
         self._writing = True
         atexit.register(self.close)  # the lines still queued are written before the end
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        """Filter `record` here and queue it, without the handler's lock: the queue is thread-safe."""
+        if not self.filter(record):
+            return False
+        self.queue.put_nowait(record)
+        return True
 
     def close(self) -> None:
         """Write what is queued, then stop the writer thread; again does nothing."""

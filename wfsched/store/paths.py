@@ -50,28 +50,44 @@ def workflow_output_dir(results_dir: Path, user_id: str, workflow_id: str) -> Pa
     return _inside(results_dir, user_id, workflow_id)
 
 
+def job_output_dirs(results_dir: Path, user_id: str, workflow_id: str, job_ids: Iterable[str]) -> list[Path]:
+    """`job_output_dir` of each of `job_ids`, jobs of one workflow: its folders are checked once."""
+    workflow = _inside(results_dir, user_id, workflow_id)
+    return [_below(workflow, _checked_id(job_id)) for job_id in job_ids]
+
+
 def _inside(results_dir: Path, user_id: str, *ids: str) -> Path:
     if not is_user_id(user_id):
         raise InvalidRequestError(f"user id {user_id!r} cannot name a folder: {USER_ID_RULE}")
-    for name in ids:
-        if not is_id(name):
-            raise InvalidRequestError(f"id {name!r} cannot name a folder: {ID_RULE}")
     results_dir = Path(results_dir)
-    root = _real_root(results_dir) if results_dir.is_absolute() else results_dir.resolve()
-    # Each checked name is one component and the root is real, so only a symlink among the
-    # folders below it could lead elsewhere (even to another tenant's folder): none may be one.
-    # A lane host builds this path for every job it starts; this costs a stat per folder that
-    # exists, where resolving the whole path cost one per component from `/` on.
-    folder = root
-    for name in (user_id, *ids):
-        folder = folder / name
-        try:
-            mode = os.lstat(folder).st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            return root.joinpath(user_id, *ids)  # what is missing, `mkdir` makes as real folders
-        if stat.S_ISLNK(mode):
-            raise InvalidRequestError(f"{folder} is a symbolic link: the results folder would lie outside {root}")
+    folder = _real_root(results_dir) if results_dir.is_absolute() else results_dir.resolve()
+    for name in (user_id, *map(_checked_id, ids)):
+        folder = _below(folder, name)
     return folder
+
+
+def _checked_id(name: str) -> str:
+    if not is_id(name):
+        raise InvalidRequestError(f"id {name!r} cannot name a folder: {ID_RULE}")
+    return name
+
+
+def _below(folder: Path, name: str) -> Path:
+    """`folder/name` for a checked name, in a folder that is real: refused if it is a symbolic link.
+
+    Each checked name is one component and the root is real, so only a symlink among the folders
+    below it could lead elsewhere (even to another tenant's folder). A lane host builds these paths
+    for every job it starts; this costs a stat per folder, where resolving the whole path cost one
+    per component from `/` on.
+    """
+    path = folder / name
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return path  # what is missing, `mkdir` makes as real folders
+    if stat.S_ISLNK(mode):
+        raise InvalidRequestError(f"{path} is a symbolic link: the results folder could lie outside the results root")
+    return path
 
 
 @functools.lru_cache(maxsize=16)

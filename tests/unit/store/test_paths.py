@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wfsched.exceptions import InvalidRequestError, InvalidWorkflowError
-from wfsched.store.paths import file_in, is_id, is_user_id, job_output_dir, resolve_in_data_roots
+from wfsched.store.paths import file_in, is_id, is_user_id, job_output_dir, job_output_dirs, resolve_in_data_roots
 
 
 def test_resolve_accepts_a_path_inside_a_root(tmp_path: Path) -> None:
@@ -96,6 +96,20 @@ def test_a_results_root_behind_a_symlink_is_followed(tmp_path: Path) -> None:
     (tmp_path / "disk").mkdir()
     (tmp_path / "results").symlink_to(tmp_path / "disk")
     assert job_output_dir(tmp_path / "results", "lab-a", "wf", "j") == tmp_path / "disk" / "lab-a" / "wf" / "j"
+
+
+def test_the_folders_of_several_jobs_of_a_workflow_are_each_checked(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    (root / "alice" / "wf" / "mask").mkdir(parents=True)
+    (root / "bob" / "wf").mkdir(parents=True)
+    assert job_output_dirs(root, "bob", "wf", ["cells", "mask"]) == [
+        job_output_dir(root, "bob", "wf", job) for job in ("cells", "mask")
+    ]
+    (root / "bob" / "wf" / "mask").symlink_to(root / "alice" / "wf" / "mask")
+    with pytest.raises(InvalidRequestError, match="symbolic link"):
+        job_output_dirs(root, "bob", "wf", ["cells", "mask"])
+    with pytest.raises(InvalidRequestError, match="cannot name a folder"):
+        job_output_dirs(root, "bob", "wf", ["cells", ".."])
 
 
 # Any text at all, with the characters that matter for paths made likely.
