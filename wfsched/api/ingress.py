@@ -11,6 +11,7 @@ from wfsched.api.app import create_app
 from wfsched.api.routes import deps
 from wfsched.api.service import Service
 from wfsched.config import Settings
+from wfsched.control import actors
 from wfsched.observe import logs
 
 fastapi_app = create_app()
@@ -26,6 +27,7 @@ class Api:
     def __init__(self, settings: Settings) -> None:
         logs.install()
         deps.install(Service(settings))
+        actors.freeze_startup_heap()  # what Serve froze before this ran leaves out the app's imports
 
 
 def build_app(settings: Settings) -> Application:

@@ -60,12 +60,14 @@ GC_THRESHOLDS = (20_000, 10, 10)
 
 
 def freeze_startup_heap() -> None:
-    """At the end of a long-lived actor's `__init__`: what its start allocated (modules, Ray's
-    worker, its own state) stays for its life, so the cyclic GC stops scanning it. A lane host
-    holds ~260,000 such objects, and each full collection walked them all: 260–420 ms on this
-    2-core machine at ten times the seed's scale, during which no job of its lanes started
-    (15–105 ms without them). Serve does the same in its proxies and replicas. Freed by reference
-    counting as before; only a cycle among them would stay.
+    """At the end of a long-lived actor's or an API replica's `__init__`: what its start allocated
+    (modules, Ray's worker, its own state) stays for its life, so the cyclic GC stops scanning it.
+    A lane host holds ~260,000 such objects, and each full collection walked them all: 260–420 ms
+    on this 2-core machine at ten times the seed's scale, during which no job of its lanes started
+    (15–105 ms without them). Serve freezes its proxies' and replicas' heaps too, but a replica's
+    before the app's `__init__` imports the job types' libraries: there a full collection took
+    0.7–1.2 s, a stall of every stream. Freed by reference counting as before; only a cycle among
+    them would stay.
 
     Then the young generation is collected every GC_THRESHOLDS[0] allocations instead of 700: the
     jobs' records, reports and events these actors hold for seconds were scanned again and again
