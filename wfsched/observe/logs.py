@@ -198,8 +198,9 @@ def install(writer_thread: bool = False) -> None:
     `writer_thread` is for a process that logs from many threads at once, a lane host's jobs: a
     line was formatted and written under its handler's lock, and a write lets go of the GIL, so
     threads queued up behind one another (tens of ms per job start under load). With it, the
-    logging thread only filters its record (the fields and Ray's task ids are that thread's) and
-    queues it, taking no lock; one thread per handler formats and writes the lines, in their order.
+    logging thread only filters its record (the fields and Ray's task ids are that thread's), puts
+    its arguments into its message and queues it, taking no lock; one thread per handler formats
+    and writes the lines, in their order.
     """
     root = logging.getLogger()
     for index, handler in enumerate(root.handlers):
@@ -233,6 +234,7 @@ class _QueuedHandler(logging.handlers.QueueHandler):
         """Filter `record` here and queue it, without the handler's lock: the queue is thread-safe."""
         if not self.filter(record):
             return False
+        record.msg, record.args = record.getMessage(), None
         self.queue.put_nowait(record)
         return True
 

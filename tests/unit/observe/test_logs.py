@@ -158,6 +158,9 @@ def test_with_a_writer_thread_each_thread_s_lines_keep_their_fields_and_order() 
         with logs.log_context(tenant="lab-a", job_id=name):
             for step in range(50):
                 logger.info("%s step %d", name, step)
+            tiles = [1, 2]
+            logger.info("%s tiles %s", name, tiles)
+            tiles.append(3)  # after the call: the line says what was true when it was logged
 
     try:
         assert len(queued) == 1 and handler not in root.handlers
@@ -171,10 +174,11 @@ def test_with_a_writer_thread_each_thread_s_lines_keep_their_fields_and_order() 
             added.close()  # writes what is still queued
         root.handlers = saved
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert len(lines) == 8 * 50
+    assert len(lines) == 8 * 51
     for n in range(8):
         mine = [line for line in lines if line["job_id"] == f"job{n}"]
-        assert [line["message"] for line in mine] == [f"job{n} step {step}" for step in range(50)]
+        steps = [f"job{n} step {step}" for step in range(50)]
+        assert [line["message"] for line in mine] == [*steps, f"job{n} tiles [1, 2]"]
         assert all(line["tenant"] == "lab-a" and line["ray_job_id"] == "01000000" for line in mine)
 
 
