@@ -44,6 +44,7 @@ import ray
 from tests.support.service import Api, bench_service
 from wfsched.config import Settings
 from wfsched.control.actors import PROGRESS_NAME
+from wfsched.control.messages import Pickled
 from wfsched.models.event import Event, EventType
 
 
@@ -200,7 +201,7 @@ async def phase_actor(args: argparse.Namespace, namespace: str) -> None:
                 data={"job_id": "j", "done": published, "total": 10**9},
             )
             batch.append(("bench", event))
-        await progress.publish.remote(batch)
+        await progress.publish.remote(Pickled(batch))  # as the scheduler sends them
     elapsed_s = time.monotonic() - started
     await asyncio.sleep(1.0)
     stop = True

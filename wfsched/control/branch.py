@@ -18,7 +18,7 @@ import ray
 from wfsched.config import Settings
 from wfsched.control import actors
 from wfsched.control.executor import JobExecutor
-from wfsched.control.messages import Command, Report, StartJob
+from wfsched.control.messages import Command, Pickled, Report, StartJob
 from wfsched.jobs.registry import load_job_types
 from wfsched.observe import logs
 from wfsched.types import Handle
@@ -78,6 +78,6 @@ class BranchActor:
                 while len(batch) < MAX_REPORTS_PER_CALL:
                     batch.append(self._outbox.get_nowait())
             try:
-                ray.get(self._scheduler_handle().report.remote(batch))
+                ray.get(self._scheduler_handle().report.remote(Pickled(batch)))
             except Exception:  # the scheduler restarts; its handle retries, this loop must live on
                 log.exception("could not send %d reports", len(batch))

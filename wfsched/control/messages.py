@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,3 +71,22 @@ class ProgressReport:
 
 
 Report = JobReport | ProgressReport
+
+
+class Pickled:
+    """A batch (commands, reports, events) as one actor sends it to another: the receiver gets
+    `value` itself, pickled by plain pickle rather than by Ray's.
+
+    Ray pickles arguments and return values with cloudpickle, whose hook in Python runs for every
+    object: for a list of small records that doubled the cost of sending it (measured: 50 start
+    commands 1.7 ms against 0.8 ms), most of the scheduler's flush. Plain pickle finds classes
+    by name, and every wfsched process imports them.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return pickle.loads, (pickle.dumps(self.value, protocol=pickle.HIGHEST_PROTOCOL),)

@@ -9,6 +9,7 @@ import ray
 
 from wfsched.config import Settings
 from wfsched.control import actors
+from wfsched.control.messages import Pickled
 from wfsched.control.progress_state import ProgressState
 from wfsched.models.event import Event
 from wfsched.observe import logs
@@ -38,9 +39,10 @@ class ProgressActor:
     async def wait_user(self, user_id: str, after_id: int, timeout_s: float) -> list[Event]:
         return await self.state.wait_user(user_id, after_id, timeout_s)
 
-    async def feed(self, after_id: int, timeout_s: float) -> list[tuple[str, Event]]:
-        """One API replica's subscription: everyone's events after `after_id`, with their owners."""
-        return await self.state.feed(after_id, timeout_s)
+    async def feed(self, after_id: int, timeout_s: float) -> Pickled:
+        """One API replica's subscription: everyone's events after `after_id`, with their owners
+        (the replica gets the list of them)."""
+        return Pickled(await self.state.feed(after_id, timeout_s))
 
     async def last_event_id(self) -> int:
         """Where a new subscription starts: the newest event there is."""

@@ -12,7 +12,7 @@ import ray
 from wfsched.config import Settings
 from wfsched.control import actors
 from wfsched.control.branch import BranchActor
-from wfsched.control.messages import Command, Report, StartJob
+from wfsched.control.messages import Command, Pickled, Report, StartJob
 from wfsched.control.progress import ProgressActor
 from wfsched.control.quota import SubmitLimits
 from wfsched.control.scheduler_state import Admitted, Gauges, IdempotencyKey, Measure, Outcome, SchedulerState
@@ -139,9 +139,9 @@ class SchedulerActor:
         outbox, self._outbox = self._outbox, {}
         events, self._events_out = self._events_out, []
         for index, commands in outbox.items():
-            self._branch_hosts[index].apply.remote(commands)
+            self._branch_hosts[index].apply.remote(Pickled(commands))
         if events:
-            self.progress.publish.remote(events)
+            self.progress.publish.remote(Pickled(events))
 
     def _host_of(self, command: Command) -> int:
         workflow_id = command.job.workflow_id if isinstance(command, StartJob) else command.workflow_id
