@@ -21,6 +21,7 @@ from wfsched.api.feed import EventFeed
 from wfsched.api.limits import StreamSlot, StreamSlots
 from wfsched.config import Settings
 from wfsched.control import actors
+from wfsched.control.messages import Pickled
 from wfsched.control.progress import ProgressActor
 from wfsched.control.scheduler import SchedulerActor
 from wfsched.dag.graph import branches_of
@@ -124,7 +125,7 @@ class Service:
         with logs.log_context(tenant=user_id, workflow_id=workflow_id):
             log.info("submitting workflow %s: %d jobs", workflow_id, len(jobs))
         accepted: WorkflowRecord = await call(
-            self.scheduler.submit.remote(workflow_id, user_id, workflow.name, jobs, idempotency, request_id)
+            self.scheduler.submit.remote(workflow_id, user_id, workflow.name, Pickled(jobs), idempotency, request_id)
         )
         return accepted
 

@@ -101,13 +101,15 @@ class SchedulerActor:
     async def owned(self, user_id: str, workflow_id: str) -> WorkflowRecord:
         return self.state.owned(user_id, workflow_id)
 
-    async def workflow(self, user_id: str, workflow_id: str) -> tuple[WorkflowRecord, list[JobRecord]]:
-        return self.state.workflow(user_id, workflow_id)
+    async def workflow(self, user_id: str, workflow_id: str) -> Pickled:
+        """The workflow and its jobs (the caller gets the pair)."""
+        return Pickled(self.state.workflow(user_id, workflow_id))
 
     async def list_workflows(
         self, user_id: str, status: WorkflowStatus | None, before: str | None, limit: int
-    ) -> list[WorkflowRecord]:
-        return self.state.list_workflows(user_id, status, before, limit)
+    ) -> Pickled:
+        """The caller gets the list of records."""
+        return Pickled(self.state.list_workflows(user_id, status, before, limit))
 
     async def api_key_user(self, key_hash: str) -> str | None:
         """The user of an unrevoked API key, by its hash: API replicas never open the database."""
