@@ -1,4 +1,5 @@
-"""What the scheduler and the branch lanes tell each other: commands one way, reports the other."""
+"""What the scheduler and the branch lanes tell each other (commands one way, reports the other), and
+how actors send such batches (`Pickled`)."""
 
 from __future__ import annotations
 
