@@ -38,8 +38,8 @@ JOB_THREADS_AT_START = 512
 # a millisecond to report, log and start their branch's next job. At 5 ms each waiting thread
 # soon forces the holder out mid-way, so the GIL changed hands among all of them and each one's
 # few steps ended with the whole wave's: at ten times the seed's scale, the p99 of a job started
-# right after its branch predecessor was 0.9-1.3 s here (five runs), 0.4-0.8 s at 20 and 50 ms
-# (three), and the overall p99 1.1-1.8 s against 0.7-0.9 s. The cost: a thread that runs Python
+# right after its branch predecessor was 0.9-1.3 s here (five runs), 0.36-0.8 s at 20 and 50 ms
+# (four), and the overall p99 1.1-1.8 s against 0.6-0.9 s. The cost: a thread that runs Python
 # for long keeps the others waiting up to 20 ms at a time, not 5; a job's heavy work runs in Ray
 # tasks or in native code that lets go of the GIL.
 GIL_SWITCH_INTERVAL_S = 0.02
