@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,10 +51,25 @@ def job_spec(
     }
 
 
+# Ray's workers take ports from 10002 to 19999; the kernel hands out ephemeral ports from its
+# ip_local_port_range (32768 up by default), for Ray's own connections among others.
+LISTEN_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now, outside the kernel's ephemeral range and Ray's worker ports.
+
+    A port the kernel picked (bind to 0) may be handed out again as the local end of one of the
+    connections Ray opens while it starts, and Serve's proxy then fails to bind to it."""
+    for _ in range(200):
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {LISTEN_PORTS}")
 
 
 def test_settings(base: Path, **overrides: Any) -> Settings:
