@@ -51,9 +51,10 @@ def job_spec(
     }
 
 
-# Ray's workers take ports from 10002 to 19999; the kernel hands out ephemeral ports from its
-# ip_local_port_range (32768 up by default), for Ray's own connections among others.
-LISTEN_PORTS = range(20000, 32768)
+# Ray's workers take ports from 10002 to 19999, Serve's replicas behind HAProxy from 30000 up; the
+# kernel hands out ephemeral ports from its ip_local_port_range (32768 up by default), for Ray's own
+# connections among others.
+LISTEN_PORTS = range(20000, 30000)
 
 
 def free_port() -> int:
