@@ -51,9 +51,19 @@ def workflow_output_dir(results_dir: Path, user_id: str, workflow_id: str) -> Pa
 
 
 def job_output_dirs(results_dir: Path, user_id: str, workflow_id: str, job_ids: Iterable[str]) -> list[Path]:
-    """`job_output_dir` of each of `job_ids`, jobs of one workflow: its folders are checked once."""
-    workflow = _inside(results_dir, user_id, workflow_id)
+    """`job_output_dir` of each of `job_ids`, jobs of one workflow, for a lane host starting one.
+
+    Each job's folder is checked every time; the user's and the workflow's folders above them once
+    per process: a lane host starts each of a workflow's jobs, and only wfsched's processes create
+    folders under the results root.
+    """
+    workflow = _known_workflow_dir(Path(results_dir), user_id, workflow_id)
     return [_below(workflow, _checked_id(job_id)) for job_id in job_ids]
+
+
+@functools.lru_cache(maxsize=4096)
+def _known_workflow_dir(results_dir: Path, user_id: str, workflow_id: str) -> Path:
+    return _inside(results_dir, user_id, workflow_id)
 
 
 def _inside(results_dir: Path, user_id: str, *ids: str) -> Path:
