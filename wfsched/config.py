@@ -150,6 +150,14 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
+# Behind Serve's direct ingress every request reaches a replica from HAProxy, so the peer address
+# names HAProxy, never the client: trusting it would trust everyone who reaches the port.
+TRUSTED_PROXY_BEHIND_HAPROXY = (
+    "auth_mode trusted_proxy needs ingress serve: behind HAProxy every request comes from HAProxy's "
+    "address, so the peer cannot tell the trusted proxy from anyone else (README: Identity)"
+)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True)
 
@@ -238,6 +246,8 @@ class Settings(BaseSettings):
     def _proxies_for_trusted_proxy(self) -> Settings:
         if self.auth_mode == AuthMode.trusted_proxy and not self.trusted_proxies:
             raise ValueError(f"auth_mode trusted_proxy needs trusted_proxies ({ENV_PREFIX}TRUSTED_PROXIES)")
+        if self.auth_mode == AuthMode.trusted_proxy and self.ingress == "haproxy":
+            raise ValueError(TRUSTED_PROXY_BEHIND_HAPROXY)
         return self
 
     @classmethod

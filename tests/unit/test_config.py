@@ -136,6 +136,16 @@ def test_auth_mode_and_trusted_proxies(env: pytest.MonkeyPatch) -> None:
     assert settings.trusted_proxies == tuple(map(ipaddress.ip_network, ["10.0.0.5/32", "192.168.1.0/24", "::1/128"]))
 
 
+def test_trusted_proxy_mode_is_refused_behind_haproxy(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WFSCHED_AUTH_MODE", "trusted_proxy")
+    env.setenv("WFSCHED_TRUSTED_PROXIES", "127.0.0.1")
+    env.setenv("WFSCHED_INGRESS", "haproxy")
+    with pytest.raises(SettingsError, match=r"^auth_mode trusted_proxy needs ingress serve: behind HAProxy "):
+        Settings.from_env()
+    env.setenv("WFSCHED_AUTH_MODE", "api_key")
+    assert Settings.from_env().ingress == "haproxy"
+
+
 def test_settings_are_frozen_hashable_and_pickle_without_reading_the_environment(env: pytest.MonkeyPatch) -> None:
     env.setenv("WFSCHED_TRUSTED_PROXIES", "10.0.0.0/8")
     settings = Settings.from_env(port=9200, data_roots=("/a",))

@@ -6,12 +6,14 @@ from typing import Any
 
 from ray import serve
 from ray.serve import Application
+from ray.serve._private import constants as serve_constants
 
 from wfsched.api.app import create_app
 from wfsched.api.routes import deps
 from wfsched.api.service import Service
-from wfsched.config import Settings
+from wfsched.config import TRUSTED_PROXY_BEHIND_HAPROXY, AuthMode, Settings
 from wfsched.control import actors
+from wfsched.exceptions import SettingsError
 from wfsched.observe import logs
 
 fastapi_app = create_app()
@@ -25,9 +27,20 @@ REQUESTS_BESIDE_STREAMS = 200
 @serve.ingress(fastapi_app)
 class Api:
     def __init__(self, settings: Settings) -> None:
+        refuse_trusted_proxy_behind_haproxy(settings, serve_constants.RAY_SERVE_ENABLE_DIRECT_INGRESS)
         logs.install()
         deps.install(Service(settings))
         actors.freeze_startup_heap()  # what Serve froze before this ran leaves out the app's imports
+
+
+def refuse_trusted_proxy_behind_haproxy(settings: Settings, direct_ingress: bool) -> None:
+    """A replica does not start in trusted_proxy mode behind Serve's direct ingress.
+
+    Settings refuse `ingress=haproxy` with it; this covers a cluster whose nodes started Ray with
+    direct ingress on (`RAY_SERVE_ENABLE_DIRECT_INGRESS`), which a service joining it inherits.
+    """
+    if settings.auth_mode == AuthMode.trusted_proxy and direct_ingress:
+        raise SettingsError(TRUSTED_PROXY_BEHIND_HAPROXY)
 
 
 def build_app(settings: Settings) -> Application:

@@ -10,9 +10,10 @@ import pytest
 from starlette.requests import Request
 
 from wfsched.api import tokens
+from wfsched.api.ingress import refuse_trusted_proxy_behind_haproxy
 from wfsched.api.tenancy import KeyLookup, identify, stream_identity
 from wfsched.config import AuthMode, Settings
-from wfsched.exceptions import ApiKeyError, ForbiddenError, InvalidRequestError, UnauthorizedError
+from wfsched.exceptions import ApiKeyError, ForbiddenError, InvalidRequestError, SettingsError, UnauthorizedError
 from wfsched.store.keys import ApiKeyStore, hash_key
 
 PROXY = "10.0.0.5"
@@ -126,3 +127,15 @@ def test_a_stream_token_works_in_every_mode(settings: Settings, lookup: KeyLooku
         )
     with pytest.raises(UnauthorizedError):
         asyncio.run(stream_identity(connection(), token + "x", settings, lookup))
+
+
+def test_a_replica_behind_direct_ingress_refuses_trusted_proxy_mode() -> None:
+    """Behind HAProxy every request's peer is HAProxy (measured: with 127.0.0.1 trusted, any client
+    that reached the port was taken for the proxy), so a cluster started with Serve's direct
+    ingress on gets no replica in that mode; the other modes do not look at the peer."""
+    proxied = Settings.from_env(auth_mode=AuthMode.trusted_proxy, trusted_proxies=(ipaddress.ip_network(PROXY),))
+    with pytest.raises(SettingsError, match="auth_mode trusted_proxy needs ingress serve"):
+        refuse_trusted_proxy_behind_haproxy(proxied, direct_ingress=True)
+    refuse_trusted_proxy_behind_haproxy(proxied, direct_ingress=False)
+    for mode in (AuthMode.header, AuthMode.api_key):
+        refuse_trusted_proxy_behind_haproxy(Settings.from_env(auth_mode=mode), direct_ingress=True)
