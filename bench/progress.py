@@ -5,7 +5,9 @@ times a second, and holds `--clients` SSE streams open on them over HTTP. For ev
 client receives it records arrival time minus the event's own timestamp (when the scheduler made
 it). Prints p50 and p99 against the targets (p99 < 150 ms at 100 streams, < 500 ms at 1,000), and
 checks every stream: it ran to its workflow's end (none dropped) with every sequence number once
-(none lost or duplicated).
+(none lost or duplicated). The peer, measured just before in the same run, is the same on other
+workflows of the same shape with one stream each: the same events through the same path with no
+fan-out to speak of, so what the watchers add shows beside what this machine's hops cost today.
 
 Phase 2 measures what ProgressActor's feed sustains alone: `--replicas` feed long-polls (one per
 API replica, as the service holds them) while the driver publishes batches of `--batch` events as
@@ -25,9 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import resource
-import statistics
 import sys
 import time
 from collections.abc import Coroutine
@@ -100,10 +102,28 @@ async def read_with_aiohttp(
     return seqs
 
 
-async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> None:
-    """Every workflow holds until all streams are open, then runs a job that reports progress."""
+@dataclasses.dataclass
+class StreamsRun:
+    """What one phase of streams measured."""
+
+    clients: int
+    opened: int
+    live_s: float
+    latencies_ms: list[float]
+    failed: list[BaseException]
+    dropped: list[list[int]]
+    broken: list[list[int]]
+
+    def p(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run_streams(args: argparse.Namespace, base: str, data_dir: Path, clients: int, name: str) -> StreamsRun:
+    """`args.workflows` workflows, each holding until all `clients` streams on them are open, then
+    running a job that reports progress; every stream read to its workflow's end."""
     users = [Api(base, f"bench-user-{u}") for u in range(3)]  # within the active-user limit
-    release = data_dir / "release"
+    release = data_dir / f"release-{name}"
     jobs = [
         {
             "job_id": "hold",
@@ -118,7 +138,7 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
             "params": {"duration_s": args.job_s, "steps": int(args.job_s * 8)},
         },
     ]
-    created = [users[i % len(users)].submit(jobs, name=f"w{i}") for i in range(args.workflows)]
+    created = [users[i % len(users)].submit(jobs, name=f"{name}-{i}") for i in range(args.workflows)]
     arrivals = Arrivals()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), connector=aiohttp.TCPConnector(limit=0))
 
@@ -131,43 +151,63 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
         asyncio.create_task(
             read(users[i % args.workflows % len(users)].user, created[i % args.workflows]["workflow_id"])
         )
-        for i in range(args.clients)
+        for i in range(clients)
     ]
     # Live begins once every stream is open and has its history (or at --connect-s at the latest).
     deadline = time.monotonic() + args.connect_s
-    while arrivals.opened < args.clients and time.monotonic() < deadline:
+    while arrivals.opened < clients and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)  # the last ones' history
-    open_after_s = time.monotonic() - deadline + args.connect_s
-    print(f"  {arrivals.opened} of {args.clients} streams open after {open_after_s:.1f} s")
+    opened = arrivals.opened
     arrivals.live_from = time.time()
     started = time.monotonic()
     release.write_text("go")
     seqs = await asyncio.gather(*streams, return_exceptions=True)
-    elapsed_s = time.monotonic() - started
+    live_s = time.monotonic() - started
     await session.close()
-    ordered = sorted(arrivals.latencies_ms)
-    failed = [s for s in seqs if isinstance(s, BaseException)]
     complete = [s for s in seqs if not isinstance(s, BaseException)]
-    dropped = [s for s in complete if not s or s[-1] != max(s)]
-    broken = [s for s in complete if s != list(range(1, len(s) + 1))]
+    return StreamsRun(
+        clients=clients,
+        opened=opened,
+        live_s=live_s,
+        latencies_ms=arrivals.latencies_ms,
+        failed=[s for s in seqs if isinstance(s, BaseException)],
+        dropped=[s for s in complete if not s or s[-1] != max(s)],
+        broken=[s for s in complete if s != list(range(1, len(s) + 1))],
+    )
+
+
+async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> None:
+    """The peer first (one stream a workflow: the same events, no fan-out to speak of), then the
+    streams asked for, on new workflows of the same shape."""
+    peer = await run_streams(args, base, data_dir, args.workflows, "peer")
+    run = await run_streams(args, base, data_dir, args.clients, "streams")
     target_ms = 150 if args.clients <= 100 else 500
+    print(f"  {run.opened} of {run.clients} streams open before the events began")
     print(
         f"phase 1: {args.clients} SSE clients ({args.client}) on {args.workflows} workflows over HTTP "
-        f"({args.ingress} ingress, {args.api_replicas} API replicas), {elapsed_s:.1f} s live"
+        f"({args.ingress} ingress, {args.api_replicas} API replicas), {run.live_s:.1f} s live"
     )
-    print(f"  live events delivered:     {len(ordered):8d}  ({len(ordered) / elapsed_s:.0f}/s to clients)")
-    print(f"  latency p50:               {statistics.median(ordered):8.1f} ms")
-    print(f"  latency p99:               {ordered[int(0.99 * len(ordered))]:8.1f} ms  (target < {target_ms} ms)")
-    print(f"  latency max:               {ordered[-1]:8.1f} ms")
-    print(f"  streams failed / dropped:  {len(failed):4d} / {len(dropped)}  (target 0 / 0)")
-    print(f"  streams with an event lost or repeated: {len(broken)}  (target 0)")
-    for error in failed[:3]:
+    delivered = len(run.latencies_ms)
+    print(f"  live events delivered:     {delivered:8d}  ({delivered / run.live_s:.0f}/s to clients)")
+    print(f"  latency p50:               {run.p(0.5):8.1f} ms")
+    print(f"  latency p99:               {run.p(0.99):8.1f} ms  (target < {target_ms} ms)")
+    print(f"  latency max:               {max(run.latencies_ms):8.1f} ms")
+    print(
+        f"  peer: one stream a workflow ({peer.clients}, the same events, just before): "
+        f"p50 {peer.p(0.5):.1f} ms, p99 {peer.p(0.99):.1f} ms"
+    )
+    print(f"  streams failed / dropped:  {len(run.failed):4d} / {len(run.dropped)}  (target 0 / 0)")
+    print(f"  streams with an event lost or repeated: {len(run.broken)}  (target 0)")
+    for error in run.failed[:3]:
         print(f"    {type(error).__name__}: {error}")
-    for seqs_of_one in broken[:3]:
+    for seqs_of_one in run.broken[:3]:
         missing = sorted(set(range(1, max(seqs_of_one) + 1)) - set(seqs_of_one))
         repeated = sorted({q for q in seqs_of_one if seqs_of_one.count(q) > 1})
         print(f"    {len(seqs_of_one)} events: missing {missing[:10]}, repeated {repeated[:10]}")
+    if peer.failed or peer.dropped or peer.broken:
+        failures = f"{len(peer.failed)} / {len(peer.dropped)} / {len(peer.broken)}"
+        print(f"  peer streams failed / dropped / lost or repeated: {failures}")
 
 
 async def phase_actor(args: argparse.Namespace, namespace: str) -> None:

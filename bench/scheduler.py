@@ -10,6 +10,13 @@ whose workflows were admitted then or the second before (what the p99 is made of
 process used while the submissions came and while the rest ran (where the two cores went); then
 what the run left behind: each actor's memory and the database file's size.
 
+Two peers, measured first in the same run on the idle service, say what this machine allows today
+(the same code ran two to three times faster on some days than on others): the same clients
+sending submissions the API refuses before it calls the scheduler (a job type nobody registered,
+answered 422), which is the most submissions/s the ingress and the API replica take here; and a
+call that goes from this process to the scheduler, from it to every lane host and back, timed
+alone, the four hops between processes of which a job released by a dependency needs two.
+
     python bench/scheduler.py [--workflows 200 --jobs 10 --branches 4 --users 10 --job-s 0.5 --clients 16]
     python bench/scheduler.py --workflows 2000 --jobs 10 --users 30    # ten times the seed's scale
     python bench/scheduler.py --workflows 2000 --jobs 10 --users 30 --ingress haproxy
@@ -36,8 +43,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import ray
+
 from tests.support.service import Api, bench_service
 from wfsched.config import Settings
+from wfsched.control.actors import SCHEDULER_NAME
 from wfsched.control.admission import AdmissionState
 from wfsched.control.run import WorkflowRun
 from wfsched.models.state import JobRecord, JobStatus, WorkflowRecord, WorkflowStatus
@@ -185,7 +195,7 @@ def main() -> None:
         "reconcile_interval_s": Settings().reconcile_interval_s,
     }
     with bench_service(**overrides) as (settings, base):
-        run_benchmark(args, base, str(settings.data_roots[0] / "none.svs"))
+        run_benchmark(args, base, str(settings.data_roots[0] / "none.svs"), settings.namespace)
         print_footprint(settings.db)
 
 
@@ -260,13 +270,51 @@ def wait_until_all_finished(users: list[Api], poll_s: float = 3.0) -> None:
                 waiting.remove(user)
 
 
-def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
+# Requests each peer makes.
+PEER_SUBMISSIONS = 400
+PEER_CALLS = 200
+UNREGISTERED_JOB_TYPE = "bench-unregistered"
+
+
+def peer_refused_submissions(plan: list[tuple[Api, list[dict[str, Any]]]], clients: int) -> float:
+    """Submissions/s of the plan's first workflows with a job type nobody registered: each is read,
+    parsed and validated by the API, answered 422, and never reaches the scheduler."""
+    refused = [(user, [{**job, "job_type": UNREGISTERED_JOB_TYPE} for job in jobs]) for user, jobs in plan]
+    refused = refused[:PEER_SUBMISSIONS]
+
+    def send(user: Api, jobs: list[dict[str, Any]]) -> int:
+        return user.request("POST", "/api/workflows", json={"name": "peer", "jobs": jobs}).status_code
+
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        statuses = list(pool.map(lambda p: send(*p), refused))
+    elapsed_s = time.time() - started
+    assert set(statuses) == {422}, f"the peer's submissions were answered {collections.Counter(statuses)}, not 422"
+    return len(refused) / elapsed_s
+
+
+def peer_hops_ms(namespace: str) -> list[float]:
+    """Each of `PEER_CALLS` calls, one at a time, to the scheduler's `ready`, which asks every lane
+    host and answers: this process → scheduler → lane hosts → scheduler → this process."""
+    scheduler = ray.get_actor(SCHEDULER_NAME, namespace=namespace)
+    ray.get(scheduler.ready.remote())
+    took = []
+    for _ in range(PEER_CALLS):
+        started = time.perf_counter()
+        ray.get(scheduler.ready.remote())
+        took.append(1000 * (time.perf_counter() - started))
+    return took
+
+
+def run_benchmark(args: argparse.Namespace, base: str, image: str, namespace: str) -> None:
     rng = random.Random(7)
     users = [Api(base, f"bench-user-{u}") for u in range(args.users)]
     plan = [
         (users[i % args.users], make_workflow(rng, args.jobs, args.branches, args.job_s, image))
         for i in range(args.workflows)
     ]
+    hops_ms = peer_hops_ms(namespace)
+    refused_per_s = peer_refused_submissions(plan, args.clients)
     phases = [("", time.time(), cpu_seconds())]
     started = time.time()
     with ThreadPoolExecutor(max_workers=args.clients) as pool:
@@ -294,6 +342,7 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
         f"submissions/s accepted:      {args.workflows / submit_s:8.1f}  "
         f"(target >= 100; {args.workflows} in {submit_s:.2f} s, {args.clients} at once)"
     )
+    print(f"  peer: refused before the scheduler: {refused_per_s:6.1f}/s  (422, {PEER_SUBMISSIONS}, idle service)")
     print(f"scheduling overhead p50:     {statistics.median(overheads_ms):8.1f} ms  (target < 20 ms; {n_jobs} jobs)")
     print(f"scheduling overhead p99:     {percentile(overheads_ms, 0.99):8.1f} ms  (target < 100 ms)")
     for kind in KINDS:
@@ -302,6 +351,10 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str) -> None:
             f"  {kind + ':':29s} p50 {statistics.median(of_kind):6.1f} ms, p99 {percentile(of_kind, 0.99):6.1f} ms"
             f"  ({len(of_kind)} jobs)"
         )
+    print(
+        f"  peer: scheduler and lane hosts, idle: p50 {statistics.median(hops_ms):6.1f} ms, "
+        f"p99 {percentile(hops_ms, 0.99):6.1f} ms  (4 hops between processes; a dependency's release takes 2)"
+    )
     print(f"makespan:                    {makespan:8.2f} s")
     print(f"ideal makespan (simulated):  {ideal:8.2f} s")
     print(f"makespan / ideal:            {makespan / ideal:8.2f} x  (target <= 1.1)")
