@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import resource
 import sys
 import time
@@ -109,6 +110,8 @@ class StreamsRun:
     clients: int
     opened: int
     live_s: float
+    clients_cpu_s: float
+    """CPU this process (the clients) used while the events came: time the service did not get."""
     latencies_ms: list[float]
     failed: list[BaseException]
     dropped: list[list[int]]
@@ -160,16 +163,17 @@ async def run_streams(args: argparse.Namespace, base: str, data_dir: Path, clien
     await asyncio.sleep(1.0)  # the last ones' history
     opened = arrivals.opened
     arrivals.live_from = time.time()
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), time.process_time()
     release.write_text("go")
     seqs = await asyncio.gather(*streams, return_exceptions=True)
-    live_s = time.monotonic() - started
+    live_s, clients_cpu_s = time.monotonic() - started, time.process_time() - cpu_before
     await session.close()
     complete = [s for s in seqs if not isinstance(s, BaseException)]
     return StreamsRun(
         clients=clients,
         opened=opened,
         live_s=live_s,
+        clients_cpu_s=clients_cpu_s,
         latencies_ms=arrivals.latencies_ms,
         failed=[s for s in seqs if isinstance(s, BaseException)],
         dropped=[s for s in complete if not s or s[-1] != max(s)],
@@ -190,6 +194,8 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
     )
     delivered = len(run.latencies_ms)
     print(f"  live events delivered:     {delivered:8d}  ({delivered / run.live_s:.0f}/s to clients)")
+    cores = run.clients_cpu_s / run.live_s
+    print(f"  the clients' own CPU:      {run.clients_cpu_s:8.1f} s  ({cores:.2f} of {os.cpu_count()} cores)")
     print(f"  latency p50:               {run.p(0.5):8.1f} ms")
     print(f"  latency p99:               {run.p(0.99):8.1f} ms  (target < {target_ms} ms)")
     print(f"  latency max:               {max(run.latencies_ms):8.1f} ms")
