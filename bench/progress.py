@@ -8,6 +8,8 @@ checks every stream: it ran to its workflow's end (none dropped) with every sequ
 (none lost or duplicated). The peer, measured just before in the same run, is the same on other
 workflows of the same shape with one stream each: the same events through the same path with no
 fan-out to speak of, so what the watchers add shows beside what this machine's hops cost today.
+Then the CPU each process used while the events came (the clients' own included: time the
+service did not get).
 
 Phase 2 measures what ProgressActor's feed sustains alone: `--replicas` feed long-polls (one per
 API replica, as the service holds them) while the driver publishes batches of `--batch` events as
@@ -29,7 +31,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import os
 import resource
 import sys
 import time
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ray
 
+from bench.processes import cpu_seconds, print_cpu
 from tests.support.service import Api, bench_service
 from wfsched.config import Settings
 from wfsched.control.actors import PROGRESS_NAME
@@ -110,8 +112,8 @@ class StreamsRun:
     clients: int
     opened: int
     live_s: float
-    clients_cpu_s: float
-    """CPU this process (the clients) used while the events came: time the service did not get."""
+    cpu: list[tuple[str, float, dict[int, tuple[str, float]]]]
+    """Each process's CPU before and after the events came (`print_cpu`'s phases)."""
     latencies_ms: list[float]
     failed: list[BaseException]
     dropped: list[list[int]]
@@ -163,17 +165,19 @@ async def run_streams(args: argparse.Namespace, base: str, data_dir: Path, clien
     await asyncio.sleep(1.0)  # the last ones' history
     opened = arrivals.opened
     arrivals.live_from = time.time()
-    started, cpu_before = time.monotonic(), time.process_time()
+    cpu = [("", time.time(), cpu_seconds())]
+    started = time.monotonic()
     release.write_text("go")
     seqs = await asyncio.gather(*streams, return_exceptions=True)
-    live_s, clients_cpu_s = time.monotonic() - started, time.process_time() - cpu_before
+    live_s = time.monotonic() - started
+    cpu.append(("the events came", time.time(), cpu_seconds()))
     await session.close()
     complete = [s for s in seqs if not isinstance(s, BaseException)]
     return StreamsRun(
         clients=clients,
         opened=opened,
         live_s=live_s,
-        clients_cpu_s=clients_cpu_s,
+        cpu=cpu,
         latencies_ms=arrivals.latencies_ms,
         failed=[s for s in seqs if isinstance(s, BaseException)],
         dropped=[s for s in complete if not s or s[-1] != max(s)],
@@ -194,8 +198,6 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
     )
     delivered = len(run.latencies_ms)
     print(f"  live events delivered:     {delivered:8d}  ({delivered / run.live_s:.0f}/s to clients)")
-    cores = run.clients_cpu_s / run.live_s
-    print(f"  the clients' own CPU:      {run.clients_cpu_s:8.1f} s  ({cores:.2f} of {os.cpu_count()} cores)")
     print(f"  latency p50:               {run.p(0.5):8.1f} ms")
     print(f"  latency p99:               {run.p(0.99):8.1f} ms  (target < {target_ms} ms)")
     print(f"  latency max:               {max(run.latencies_ms):8.1f} ms")
@@ -211,6 +213,7 @@ async def phase_streams(args: argparse.Namespace, base: str, data_dir: Path) -> 
         missing = sorted(set(range(1, max(seqs_of_one) + 1)) - set(seqs_of_one))
         repeated = sorted({q for q in seqs_of_one if seqs_of_one.count(q) > 1})
         print(f"    {len(seqs_of_one)} events: missing {missing[:10]}, repeated {repeated[:10]}")
+    print_cpu(run.cpu)
     if peer.failed or peer.dropped or peer.broken:
         failures = f"{len(peer.failed)} / {len(peer.dropped)} / {len(peer.broken)}"
         print(f"  peer streams failed / dropped / lost or repeated: {failures}")

@@ -31,8 +31,6 @@ import argparse
 import collections
 import contextlib
 import heapq
-import itertools
-import os
 import random
 import statistics
 import sys
@@ -45,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ray
 
+from bench.processes import cpu_seconds, print_cpu, ray_workers
 from tests.support.service import Api, bench_service
 from wfsched.config import Settings
 from wfsched.control.actors import SCHEDULER_NAME
@@ -197,47 +196,6 @@ def main() -> None:
     with bench_service(**overrides) as (settings, base):
         run_benchmark(args, base, str(settings.data_roots[0] / "none.svs"), settings.namespace)
         print_footprint(settings.db)
-
-
-def ray_workers() -> list[tuple[str, Any]]:
-    """The Ray worker processes this benchmark started, each with its actor's name (from the title
-    Ray gives the process; an idle worker's is IDLE)."""
-    import psutil
-
-    workers = []
-    for process in sorted(psutil.Process().children(recursive=True), key=lambda p: p.pid):
-        with contextlib.suppress(psutil.Error, IndexError):
-            title = process.cmdline()[0]
-            if title.startswith("ray::") and "IDLE" not in title:
-                workers.append((title.split(".")[0].split(":", 2)[-1], process))
-    return workers
-
-
-def cpu_seconds() -> dict[int, tuple[str, float]]:
-    """CPU time (user + system) so far of this process and of each Ray worker, by pid."""
-    import psutil
-
-    def used(process: Any) -> float:
-        times = process.cpu_times()
-        return float(times.user + times.system)
-
-    seconds = {os.getpid(): ("this benchmark's clients", used(psutil.Process()))}
-    for name, process in ray_workers():
-        with contextlib.suppress(psutil.Error):
-            seconds[process.pid] = (name, used(process))
-    return seconds
-
-
-def print_cpu(phases: list[tuple[str, float, dict[int, tuple[str, float]]]]) -> None:
-    """Where the two cores went in each phase: CPU seconds of each process between snapshots
-    (name, wall seconds at the snapshot, cpu_seconds())."""
-    for (_, started, before), (phase, ended, after) in itertools.pairwise(phases):
-        spent = {pid: (name, s - before.get(pid, ("", 0.0))[1]) for pid, (name, s) in after.items()}
-        total = sum(s for _, s in spent.values())
-        print(f"cpu while {phase}: {total:.1f} s in {ended - started:.1f} s ({total / (ended - started):.2f} cores)")
-        for name, s in sorted(spent.values(), key=lambda item: -item[1]):
-            if s >= 0.05 * total:
-                print(f"  {name + ':':27s} {s:8.1f} s")
 
 
 def print_footprint(db: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -29,6 +30,10 @@ WS_CLOSE_CODES = {
 MAX_EVENT_ID = 2**63 - 1
 
 EVENT_ID = re.compile(r"[0-9]{1,19}")
+
+# The last frames encoded, oldest first (`_frame`): seconds of events at the feed's full rate.
+FRAMES_KEPT = 4096
+_FRAMES: OrderedDict[tuple[int, bool], tuple[Event, bytes]] = OrderedDict()
 
 tokens_router = APIRouter(tags=["progress"])
 router = APIRouter(tags=["progress"])
@@ -145,8 +150,20 @@ async def _messages(batches: AsyncIterator[list[Event]], by_global_id: bool) -> 
 
 
 def _frame(event: Event, by_global_id: bool) -> bytes:
+    """The event's SSE frame, encoded once in this replica: its feed hands the same `Event` to
+    every stream that carries it (at 1,000 streams on 20 workflows, 50 of them: that was ~12 % of
+    a replica's time). Kept by the object itself, which the cache holds meanwhile, so a key
+    never names another event."""
+    key = (id(event), by_global_id)
+    cached = _FRAMES.get(key)
+    if cached is not None and cached[0] is event:
+        return cached[1]
     cursor = event.id if by_global_id else event.seq
-    return ServerSentEvent(event.model_dump_json(), id=str(cursor), event=event.type.value).encode()
+    frame = ServerSentEvent(event.model_dump_json(), id=str(cursor), event=event.type.value).encode()
+    _FRAMES[key] = (event, frame)
+    if len(_FRAMES) > FRAMES_KEPT:
+        _FRAMES.popitem(last=False)
+    return frame
 
 
 def _cursor(raw: str | None) -> int:
