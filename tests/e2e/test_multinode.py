@@ -117,10 +117,12 @@ def test_segmentation_runs_on_gpu_workers_in_branch_order_and_survives_losing_on
     assert {b.node_id for b in batches if b.at_ns > loss.at_ns} == {first.node_id}, (loss, batches)
 
     summary = jobs["cells"]["result"]
-    # The job went on where it was (no restart from checkpoints), and each tile was segmented to the
-    # end once: the finished ones kept, the batch the lost node was running done again on the other.
+    # The job went on where it was (no restart from checkpoints): every tile was segmented, and the
+    # only work done twice is on the lost node: the batch it was running, and any batch it finished
+    # whose result was still there when it went (Ray runs that task again on the other node).
     assert summary["tiles_resumed_from_checkpoint"] == 0, summary
-    assert sum(by_node.values()) == summary["tiles_segmented"], (by_node, summary)
+    redone = sum(by_node.values()) - summary["tiles_segmented"]
+    assert 0 <= redone <= by_node[second.node_id], (by_node, summary)
     assert summary["cell_count"] > 0
 
 
