@@ -37,7 +37,7 @@ HEAD_NODE: dict[str, Any] = {"num_cpus": 1, "num_gpus": 0, "include_dashboard": 
 GPU_WORKER_NODE: dict[str, Any] = {"num_cpus": 1, "num_gpus": 1, "env_vars": NODE_ENV}
 
 # What `segment_tiles` logs for each batch it finishes (wfsched/imaging/segment_task.py).
-_SEGMENTED = re.compile(r"segmented (\d+) tiles on ")
+_SEGMENTED = re.compile(r"segmented \d+ tiles on .* \(tiles ([\d, ]+)\)$")
 
 
 @contextlib.contextmanager
@@ -104,8 +104,13 @@ class FinishedBatch:
     """One batch a segmentation task finished, from its JSON log line."""
 
     node_id: str
-    tiles: int
+    indices: tuple[int, ...]
+    """The tiles it segmented."""
     at_ns: int
+
+    @property
+    def tiles(self) -> int:
+        return len(self.indices)
 
 
 def finished_batches(logs_folder: Path, workflow_id: str, job_id: str) -> list[FinishedBatch]:
@@ -123,5 +128,6 @@ def finished_batches(logs_folder: Path, workflow_id: str, job_id: str) -> list[F
             record = json.loads(line)
             match = _SEGMENTED.match(record.get("message", ""))
             if match and record.get("workflow_id") == workflow_id and record.get("job_id") == job_id:
-                found.append(FinishedBatch(record["node_id"], int(match.group(1)), int(record["timestamp_ns"])))
+                indices = tuple(int(index) for index in match.group(1).split(", "))
+                found.append(FinishedBatch(record["node_id"], indices, int(record["timestamp_ns"])))
     return sorted(found, key=lambda batch: batch.at_ns)

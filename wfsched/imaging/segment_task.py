@@ -67,5 +67,8 @@ def segment_tiles(
             retire_worker_after_task("segment_tiles", __name__)
             log.warning("segmenting %d tiles stopped; this worker retires after it", len(tiles))
             raise
-        log.info("segmented %d tiles on %s in %.2f s", len(tiles), device, batch.stage_s.get("wall", 0.0))
+        indices = ", ".join(str(tile.index) for tile in tiles)
+        log.info(
+            "segmented %d tiles on %s in %.2f s (tiles %s)", len(tiles), device, batch.stage_s.get("wall", 0.0), indices
+        )
         return batch
