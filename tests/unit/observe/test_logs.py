@@ -182,6 +182,37 @@ def test_with_a_writer_thread_each_thread_s_lines_keep_their_fields_and_order() 
         assert all(line["tenant"] == "lab-a" and line["ray_job_id"] == "01000000" for line in mine)
 
 
+class CountedWrites(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_a_writer_thread_writes_a_burst_of_lines_together() -> None:
+    """Hundreds of lines logged at once reach the stream in a few writes, all of them, in order."""
+    out = CountedWrites()
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    saved, root.handlers = root.handlers, [handler]
+    logs.install(writer_thread=True)
+    queued = [h for h in root.handlers if isinstance(h, logs._QueuedHandler)]
+    logger = logging.getLogger("wfsched.test")
+    logger.setLevel(logging.INFO)
+    try:
+        for n in range(300):
+            logger.info("line %d", n)
+    finally:
+        for added in queued:
+            added.close()
+        root.handlers = saved
+    assert out.getvalue().splitlines() == [f"line {n}" for n in range(300)]
+    assert out.writes < 30
+
+
 def test_a_task_is_named_for_its_tenant_workflow_and_job() -> None:
     fields = {"tenant": "lab-a", "workflow_id": "3f2a9c1e0b7d4c1e", "job_id": "cells", "request_id": "r"}
     assert logs.task_name("segment_tiles", fields) == "segment_tiles lab-a/3f2a9c1e/cells"
