@@ -45,10 +45,10 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
 FIELDS = ("request_id", "tenant", "workflow_id", "job_id")
+"""The correlation fields of a log line, outermost first."""
 # How long a writer thread (`install(writer_thread=True)`) lets a burst's lines gather before it
 # writes them together: a line reaches its file this much later at most.
 WRITE_EVERY_S = 0.02
-"""The correlation fields of a log line, outermost first."""
 
 REQUEST_ID_HEADER = "x-request-id"
 # A client's own request id is kept when it is 1–128 of these characters: UUIDs, ULIDs, hex and
