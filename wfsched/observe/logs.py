@@ -251,7 +251,7 @@ class _QueuedHandler(logging.handlers.QueueHandler):
     def close(self) -> None:
         """Write what is queued, then stop the writer thread; again does nothing."""
         if self._writer.is_alive():
-            self.queue.put_nowait(None)
+            self.lines.put_nowait(None)
             self._writer.join()
         super().close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -140,17 +141,30 @@ def test_a_json_line_carries_the_fields_and_ray_keeps_its_job_id_apart(
     assert not set(logs.FIELDS) & set(outside)
 
 
+@contextlib.contextmanager
+def writer_thread_over(handler: logging.Handler) -> Iterator[logging.Logger]:
+    """The root logger with `handler` alone, put behind one writer thread (installed twice: once,
+    however often a process calls it); on leaving, what is still queued is written."""
+    root = logging.getLogger()
+    saved, root.handlers = root.handlers, [handler]  # pytest's own handlers stay as they are
+    logs.install(writer_thread=True)
+    logs.install(writer_thread=True)
+    queued = [h for h in root.handlers if isinstance(h, logs._QueuedHandler)]
+    try:
+        assert len(queued) == 1
+        yield root
+    finally:
+        for added in queued:
+            added.close()
+        root.handlers = saved
+
+
 def test_with_a_writer_thread_each_thread_s_lines_keep_their_fields_and_order() -> None:
     """A lane host's jobs log from many threads; one writer thread writes what they queued."""
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(JSONFormatter())
     handler.addFilter(RayJobId())
-    root = logging.getLogger()
-    saved, root.handlers = root.handlers, [handler]  # pytest's own handlers stay as they are
-    logs.install(writer_thread=True)
-    logs.install(writer_thread=True)  # once, however often a process calls it
-    queued = [h for h in root.handlers if isinstance(h, logs._QueuedHandler)]
     logger = logging.getLogger("wfsched.test")
     logger.setLevel(logging.INFO)
 
@@ -162,17 +176,13 @@ def test_with_a_writer_thread_each_thread_s_lines_keep_their_fields_and_order() 
             logger.info("%s tiles %s", name, tiles)
             tiles.append(3)  # after the call: the line says what was true when it was logged
 
-    try:
-        assert len(queued) == 1 and handler not in root.handlers
+    with writer_thread_over(handler) as root:
+        assert handler not in root.handlers
         threads = [threading.Thread(target=job, args=(f"job{n}",)) for n in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-    finally:
-        for added in queued:
-            added.close()  # writes what is still queued
-        root.handlers = saved
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(lines) == 8 * 51
     for n in range(8):
@@ -195,20 +205,11 @@ class CountedWrites(io.StringIO):
 def test_a_writer_thread_writes_a_burst_of_lines_together() -> None:
     """Hundreds of lines logged at once reach the stream in a few writes, all of them, in order."""
     out = CountedWrites()
-    handler = logging.StreamHandler(out)
-    root = logging.getLogger()
-    saved, root.handlers = root.handlers, [handler]
-    logs.install(writer_thread=True)
-    queued = [h for h in root.handlers if isinstance(h, logs._QueuedHandler)]
     logger = logging.getLogger("wfsched.test")
     logger.setLevel(logging.INFO)
-    try:
+    with writer_thread_over(logging.StreamHandler(out)):
         for n in range(300):
             logger.info("line %d", n)
-    finally:
-        for added in queued:
-            added.close()
-        root.handlers = saved
     assert out.getvalue().splitlines() == [f"line {n}" for n in range(300)]
     assert out.writes < 30
 
