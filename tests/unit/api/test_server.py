@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from unittest.mock import patch
 
 import pytest
 
@@ -32,10 +34,26 @@ def test_a_free_port_passes_and_stays_free() -> None:
     ensure_port_free("127.0.0.1", port)  # the check let go of it
 
 
-def test_the_ingress_setting_decides_serve_s_direct_ingress(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in server.HAPROXY_INGRESS_ENV:
-        monkeypatch.delenv(name, raising=False)
+@pytest.fixture
+def environ() -> Iterator[None]:
+    """This process's environment as it was, after the test."""
+    with patch.dict(os.environ):
+        yield
+
+
+@pytest.mark.usefixtures("environ")
+def test_the_ingress_setting_decides_serve_s_direct_ingress() -> None:
+    for name in [*server.HAPROXY_INGRESS_ENV, server.HAPROXY_DRAIN_ENV]:
+        os.environ.pop(name, None)
     server.prepare_ingress("haproxy")
     assert all(os.environ[name] == "1" for name in server.HAPROXY_INGRESS_ENV)
+    assert os.environ[server.HAPROXY_DRAIN_ENV] == server.HAPROXY_DRAIN_S
     server.prepare_ingress("serve")  # a later start in the same process, with Serve's proxy
     assert not set(server.HAPROXY_INGRESS_ENV) & set(os.environ)
+
+
+@pytest.mark.usefixtures("environ")
+def test_an_operators_drain_period_behind_haproxy_stands() -> None:
+    os.environ[server.HAPROXY_DRAIN_ENV] = "60"
+    server.prepare_ingress("haproxy")
+    assert os.environ[server.HAPROXY_DRAIN_ENV] == "60"
