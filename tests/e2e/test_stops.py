@@ -42,6 +42,8 @@ def test_sigterm_stops_cleanly_and_the_running_job_resumes_on_the_next_start(tmp
     # A quiet console: where things are, no access lines (the health polls), no JSON log lines.
     assert "/docs" in output and "GET /healthz" not in output and '{"asctime"' not in output, output[-3000:]
     assert len(output.splitlines()) < QUIET_CONSOLE_LINES, output[-3000:]
+    # Serve's own shutdown always reported its controller's end as a failed task here.
+    assert "failed" not in output, output[-3000:]
     with running_service(env, tmp_path / "second.log"):
         release.write_text("go")
         assert api.wait(workflow_id, timeout_s=120)["status"] == "succeeded"

@@ -23,6 +23,8 @@ from wfsched.store.database import shown
 log = logging.getLogger(__name__)
 
 SERVE_APP_NAME = "wfsched"
+# Whether `start` started Ray in this process (a local Ray), rather than joining one: `stop` ends it.
+_started_ray = False
 
 
 def ensure_port_free(host: str, port: int) -> None:
@@ -72,6 +74,7 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
     Every Ray process logs JSON lines at `settings.log_level` (observe/logs.py); only at debug do
     they reach this process's console.
     """
+    global _started_ray
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized() and settings.address is None:
         ensure_port_free(settings.host, settings.port)
@@ -90,6 +93,7 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
             **(ray_init_options or {}),
         }
         context = ray.init(address=address, namespace=settings.namespace, **options)
+        _started_ray = settings.address is None
         dashboard_url = context.dashboard_url and f"http://{context.dashboard_url}"
     # Serve's controller and proxy; the app's replicas get theirs from build_app.
     serve_logging = logs.serve_logging_config(settings.log_level)
@@ -146,9 +150,21 @@ def _metrics_url() -> str | None:
 
 
 def stop() -> None:
-    """Stop the Serve app and, if this process started it, Ray with every actor."""
+    """Stop the Serve app and, if this process started it, Ray with every actor.
+
+    A Ray of this process's own: the app is deleted (its replicas finish the requests at hand) and
+    Ray's end takes Serve's controller and proxies with it. `serve.shutdown()` would stop them too,
+    and its controller's exit always reached the console as a failed task ("Task
+    ServeController.graceful_shutdown failed ... killed by `ray.kill`"), the last line a person saw.
+    A joined cluster's Serve is shut down, so that the next start applies its own port.
+    """
+    global _started_ray
     try:
-        serve.shutdown()
+        if _started_ray:
+            _started_ray = False
+            serve.delete(SERVE_APP_NAME)
+        else:
+            serve.shutdown()
     finally:
         ray.shutdown()
 
