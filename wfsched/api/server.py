@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ from typing import Any
 
 import ray
 from ray import serve
+from ray.serve.exceptions import RayServeException
 
 from wfsched.config import Settings
 from wfsched.exceptions import ConflictError
@@ -162,7 +164,8 @@ def stop() -> None:
     try:
         if _started_ray:
             _started_ray = False
-            serve.delete(SERVE_APP_NAME)
+            with contextlib.suppress(RayServeException):  # Serve never started: Ray's end is all
+                serve.delete(SERVE_APP_NAME)
         else:
             serve.shutdown()
     finally:
