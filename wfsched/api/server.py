@@ -158,7 +158,7 @@ def stop() -> None:
     Ray's end takes Serve's controller and proxies with it. `serve.shutdown()` would stop them too,
     and its controller's exit always reached the console as a failed task ("Task
     ServeController.graceful_shutdown failed ... killed by `ray.kill`"), the last line a person saw.
-    A joined cluster's Serve is shut down, so that the next start applies its own port.
+    A joined cluster: `leave_joined_serve`.
     """
     global _started_ray
     try:
@@ -167,15 +167,30 @@ def stop() -> None:
             with contextlib.suppress(RayServeException):  # Serve never started: Ray's end is all
                 serve.delete(SERVE_APP_NAME)
         else:
-            serve.shutdown()
+            leave_joined_serve()
     finally:
         ray.shutdown()
+
+
+def leave_joined_serve() -> None:
+    """On a cluster this process joined: delete the app, and shut Serve down only if no other
+    application runs on it, so that the next start applies its own port while other teams' apps on a
+    shared cluster keep running (their port stays then, and Serve warns when a start asks another)."""
+    try:
+        serve.delete(SERVE_APP_NAME)
+        others = sorted(serve.status().applications)
+    except RayServeException:
+        return  # no Serve on the cluster: nothing of ours runs there
+    if others:
+        log.warning("Serve keeps running on this cluster for its other applications: %s", ", ".join(others))
+    else:
+        serve.shutdown()
 
 
 def serve_until_interrupted(settings: Settings) -> int:
     """Serve until SIGINT or SIGTERM, then stop cleanly; the process's exit status.
 
-    Stopping shuts Serve down and leaves running jobs as they are in the database: the next
+    Stopping ends the app (`stop`) and leaves running jobs as they are in the database: the next
     start resumes them (a segmentation from its tile checkpoints), so nothing is lost.
     """
     stopping = threading.Event()
