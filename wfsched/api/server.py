@@ -158,7 +158,7 @@ def stop() -> None:
     Ray's end takes Serve's controller and proxies with it. `serve.shutdown()` would stop them too,
     and its controller's exit always reached the console as a failed task ("Task
     ServeController.graceful_shutdown failed ... killed by `ray.kill`"), the last line a person saw.
-    A joined cluster: `leave_joined_serve`.
+    A joined cluster: `_leave_joined_serve`.
     """
     global _started_ray
     try:
@@ -167,12 +167,12 @@ def stop() -> None:
             with contextlib.suppress(RayServeException):  # Serve never started: Ray's end is all
                 serve.delete(SERVE_APP_NAME)
         else:
-            leave_joined_serve()
+            _leave_joined_serve()
     finally:
         ray.shutdown()
 
 
-def leave_joined_serve() -> None:
+def _leave_joined_serve() -> None:
     """On a cluster this process joined: delete the app, and shut Serve down only if no other
     application runs on it, so that the next start applies its own port while other teams' apps on a
     shared cluster keep running (their port stays then, and Serve warns when a start asks another)."""
