@@ -1,5 +1,6 @@
 """`wfsched serve` joined to a Ray cluster that another team's Serve application shares: stopping
-wfsched ends wfsched's app and nothing else of the cluster's Serve."""
+wfsched ends wfsched's app and nothing else of the cluster's Serve, and a start that asks for
+another port than that Serve's is refused, naming it."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ OTHER_APP = textwrap.dedent(
 )
 
 
-def test_stopping_wfsched_on_a_shared_cluster_leaves_the_other_serve_apps_running(tmp_path: Path) -> None:
+def test_stopping_wfsched_on_a_shared_cluster_leaves_the_other_serve_apps_running_on_their_port(
+    tmp_path: Path,
+) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "service.log"
@@ -52,3 +55,11 @@ def test_stopping_wfsched_on_a_shared_cluster_leaves_the_other_serve_apps_runnin
         assert requests.get(f"{url}/healthz", timeout=30).status_code == 404
         output = log.read_text(errors="replace")
         assert "Serve keeps running on this cluster for its other applications: other" in output, output[-3000:]
+        # Serve stays on its port: a start asking for another is refused before it deploys anything.
+        elsewhere = {**os.environ, **env, "WFSCHED_PORT": str(free_port()), "PYTHONPATH": str(ROOT)}
+        refused = subprocess.run(
+            [sys.executable, "-m", "wfsched", "serve"], env=elsewhere, capture_output=True, text=True, timeout=180
+        )
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"Serve already runs on this cluster on 127.0.0.1:{port} (applications: other)" in refused.stderr
+        assert requests.get(f"{url}/healthz", timeout=30).status_code == 404

@@ -72,7 +72,8 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
     """Start (or join) Ray and run the Serve app on settings.host:settings.port; where things are.
 
     Raises ConflictError before starting anything when this process would start Ray and Serve
-    on a port another process holds. (Joining a cluster, the port is the cluster's Serve's.)
+    on a port another process holds; joining a cluster whose Serve already runs on another host or
+    port, before deploying anything.
     Every Ray process logs JSON lines at `settings.log_level` (observe/logs.py); only at debug do
     they reach this process's console.
     """
@@ -97,6 +98,8 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
         context = ray.init(address=address, namespace=settings.namespace, **options)
         _started_ray = settings.address is None
         dashboard_url = context.dashboard_url and f"http://{context.dashboard_url}"
+    if settings.address is not None:
+        _refuse_another_http_address(settings)
     # Serve's controller and proxy; the app's replicas get theirs from build_app.
     serve_logging = logs.serve_logging_config(settings.log_level)
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=serve_logging)
@@ -105,6 +108,27 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
     serve.run(build_app(settings), name=SERVE_APP_NAME, route_prefix="/")
     log.debug("wfsched is serving on http://%s:%d (database %s)", settings.host, settings.port, shown(settings.db))
     return endpoints(settings, dashboard_url)
+
+
+def _refuse_another_http_address(settings: Settings) -> None:
+    """Raise ConflictError if Serve already runs on the joined cluster (for other applications,
+    or left by a run that was killed) on another host or port than `settings` asks: Serve keeps
+    its own whatever a start asks, and the console would name an address nobody answers on.
+
+    Serve's HTTP options are known only to its client, which is not public API."""
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client(raise_if_no_controller_running=False)
+    if client is None:
+        return
+    host, port = client.http_config.host, client.http_config.port
+    if (host, port) != (settings.host, settings.port):
+        apps = ", ".join(sorted(serve.status().applications)) or "none"
+        raise ConflictError(
+            f"Serve already runs on this cluster on {host}:{port} (applications: {apps}) and would not "
+            f"move to {settings.host}:{settings.port}: start wfsched with --host {host} --port {port}, "
+            "or shut that Serve down (`serve shutdown`)"
+        )
 
 
 # Serve reads these when its controller and replicas start: every Ray process inherits them.
@@ -175,7 +199,7 @@ def stop() -> None:
 def _leave_joined_serve() -> None:
     """On a cluster this process joined: delete the app, and shut Serve down only if no other
     application runs on it, so that the next start applies its own port while other teams' apps on a
-    shared cluster keep running (their port stays then, and Serve warns when a start asks another)."""
+    shared cluster keep running (Serve's host and port stay then: `_refuse_another_http_address`)."""
     try:
         serve.delete(SERVE_APP_NAME)
         others = sorted(serve.status().applications)
