@@ -115,13 +115,18 @@ def _refuse_another_http_address(settings: Settings) -> None:
     or left by a run that was killed) on another host or port than `settings` asks: Serve keeps
     its own whatever a start asks, and the console would name an address nobody answers on.
 
-    Serve's HTTP options are known only to its client, which is not public API."""
-    from ray.serve.context import _get_global_client
+    Serve's HTTP options are known only to its client, which is not public API: a Ray without it
+    skips the check (Serve's own warning, "The new HTTP config is ignored", is left)."""
+    try:
+        from ray.serve.context import _get_global_client
 
-    client = _get_global_client(raise_if_no_controller_running=False)
-    if client is None:
+        client = _get_global_client(raise_if_no_controller_running=False)
+        http = None if client is None else client.http_config
+    except (ImportError, AttributeError, TypeError):
         return
-    host, port = client.http_config.host, client.http_config.port
+    if http is None:
+        return
+    host, port = http.host, http.port
     if (host, port) != (settings.host, settings.port):
         apps = ", ".join(sorted(serve.status().applications)) or "none"
         raise ConflictError(
