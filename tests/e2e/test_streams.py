@@ -148,7 +148,10 @@ def test_two_hundred_open_close_cycles_leave_nothing_behind(
     while True:  # a cancelled long-poll is cleaned up a moment after the client left
         after = ray.get(progress.stats.remote())
         health = httpx.get(api.base_url + "/healthz").json()
-        if (after["waiters"] == 0 and health["open_streams"] == 0) or time.monotonic() > deadline:
+        # Calls on their way count as tasks too (the replicas' feeds, other tests' publishes): a
+        # leak stays above the bound, a call in flight is answered.
+        settled = after["waiters"] == 0 and health["open_streams"] == 0 and after["tasks"] <= before["tasks"] + 2
+        if settled or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert after["waiters"] == 0 and health["open_streams"] == 0
