@@ -20,6 +20,7 @@ alone, the four hops between processes of which a job released by a dependency n
     python bench/scheduler.py [--workflows 200 --jobs 10 --branches 4 --users 10 --job-s 0.5 --clients 16]
     python bench/scheduler.py --workflows 2000 --jobs 10 --users 30    # ten times the seed's scale
     python bench/scheduler.py --workflows 2000 --jobs 10 --users 30 --ingress haproxy
+    python bench/scheduler.py ... --timings jobs.jsonl    # and every job's times, to look into
 
 The jobs are `sleep` jobs: they do no work, they only take `--job-s` each, so that the ideal
 makespan is not zero and the overhead shows against it.
@@ -31,6 +32,7 @@ import argparse
 import collections
 import contextlib
 import heapq
+import json
 import random
 import statistics
 import sys
@@ -168,6 +170,27 @@ def print_slowest_moments(
         print(f"  {second:4d} s: {len(kinds)} jobs ({waited}); admitted then or just before: {admitted}")
 
 
+def write_timings(path: Path, finished: list[tuple[Api, Any, dict[str, Any]]], first_arrival: float) -> None:
+    """One JSON line a job: whose, what it waited for, and its times in seconds after the first submission."""
+    with path.open("w") as out:
+        for user, _, workflow in finished:
+            for job, (kind, overhead_s, ready_at) in zip(workflow["jobs"], overheads_s(workflow), strict=True):
+                line = {
+                    "user": user.user,
+                    "workflow_id": workflow["workflow_id"],
+                    "job_id": job["job_id"],
+                    "branch": job["branch"],
+                    "depends_on": job["depends_on"],
+                    "waited_for": kind,
+                    "admitted_at": workflow["admitted_at"] - first_arrival,
+                    "ready_at": ready_at - first_arrival,
+                    "started_at": job["started_at"] - first_arrival,
+                    "overhead_ms": 1000 * overhead_s,
+                }
+                out.write(json.dumps(line) + "\n")
+    print(f"every job's timings: {path}")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -185,6 +208,7 @@ def main() -> None:
     parser.add_argument(
         "--ingress", choices=["serve", "haproxy"], default="serve", help="what answers HTTP (WFSCHED_INGRESS)"
     )
+    parser.add_argument("--timings", type=Path, help="also write every job's timings here (JSON lines)")
     args = parser.parse_args()
 
     # The served defaults, but for the test job types and the limit asked for (tests check lanes every 1 s).
@@ -319,6 +343,8 @@ def run_benchmark(args: argparse.Namespace, base: str, image: str, namespace: st
     print(f"ideal makespan (simulated):  {ideal:8.2f} s")
     print(f"makespan / ideal:            {makespan / ideal:8.2f} x  (target <= 1.1)")
     print_slowest_moments(timed, [(w["admitted_at"], u.user) for u, _, w in finished], first_arrival)
+    if args.timings:
+        write_timings(args.timings, finished, first_arrival)
     print_cpu(phases)
 
 

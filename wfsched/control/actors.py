@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-import zlib
+import hashlib
 from typing import Any
 
 import ray
@@ -45,8 +45,17 @@ def get_or_create(actor_class: Any, name: str, settings: Settings, *, on_head: b
 
 
 def branch_index(settings: Settings, workflow_id: str, branch_name: str) -> int:
-    """Which BranchActor of the pool hosts the lane of (workflow, branch): always the same one."""
-    return zlib.crc32(f"{workflow_id}/{branch_name}".encode()) % settings.branch_actors
+    """Which BranchActor of the pool hosts the lane of (workflow, branch): always the same one, and
+    the branches of one workflow spread over the pool as if at random.
+
+    A hash that mixes every bit: CRC-32, used before, is linear, so modulo a power of two it put two
+    branches whose names differ only in their last bits ("a" and "b", "b0" to "b3") on the same host
+    for every workflow, or on different ones for every workflow. Changing this function moves
+    lanes: a scheduler restarted with another one while the lane hosts run jobs would look for
+    those jobs on other hosts and start them again there.
+    """
+    digest = hashlib.blake2b(f"{workflow_id}/{branch_name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % settings.branch_actors
 
 
 def existing(name: str, settings: Settings) -> Handle:
