@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ray import serve
 
 from tests.support.service import bench_service, wait_healthy
-from wfsched.api import server
 from wfsched.api.ingress import build_app
+from wfsched.api.joined import SERVE_APP_NAME
 from wfsched.config import Settings
 
 
@@ -102,7 +102,7 @@ def main() -> None:
         unlimited: Settings = settings.model_copy(
             update={"max_streams_per_user": 10**6, "max_streams_per_replica": 10**6}
         )
-        serve.run(build_app(unlimited), name=server.SERVE_APP_NAME, route_prefix="/")
+        serve.run(build_app(unlimited), name=SERVE_APP_NAME, route_prefix="/")
         wait_healthy(base)
         asyncio.run(phase(base, args, "peer: the same service with no stream limits (as before)"))
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,11 +213,14 @@ def service_env(base: Path, port: int, db: DatabaseLocation | None = None) -> di
 
 
 @contextlib.contextmanager
-def running_service(settings_env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`wfsched serve` in a process of its own, with a Ray of its own; stopped with Ctrl-C."""
+def running_service(
+    settings_env: dict[str, str], log: Path, options: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`wfsched serve [options]` in a process of its own, with a Ray of its own; stopped with Ctrl-C."""
     env = {**os.environ, **settings_env, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
     with open(log, "ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "wfsched", "serve"], env=env, stdout=out, stderr=out)
+        command = [sys.executable, "-m", "wfsched", "serve", *options]
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
     try:
         wait_healthy(f"http://127.0.0.1:{settings_env['WFSCHED_PORT']}", timeout_s=180)
         yield process

@@ -17,6 +17,7 @@ import ray
 from ray import serve
 from ray.serve.exceptions import RayServeException
 
+from wfsched.api.joined import SERVE_APP_NAME, check_control_actors, leave_serve, refuse_another_http_address
 from wfsched.config import Settings
 from wfsched.exceptions import ConflictError
 from wfsched.observe import logs
@@ -24,7 +25,6 @@ from wfsched.store.database import shown
 
 log = logging.getLogger(__name__)
 
-SERVE_APP_NAME = "wfsched"
 # Whether `start` started Ray in this process (a local Ray), rather than joining one: `stop` ends it.
 _started_ray = False
 
@@ -68,12 +68,15 @@ class Endpoints:
         return [f"  {name:<10} {where}" for name, where in rows.items() if where]
 
 
-def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) -> Endpoints:
+def start(
+    settings: Settings, ray_init_options: dict[str, Any] | None = None, *, restart_control: bool = False
+) -> Endpoints:
     """Start (or join) Ray and run the Serve app on settings.host:settings.port; where things are.
 
     Raises ConflictError before starting anything when this process would start Ray and Serve
     on a port another process holds; joining a cluster whose Serve already runs on another host or
-    port, before deploying anything.
+    port, or whose wfsched actors run other code or settings, before deploying anything
+    (api/joined.py). `restart_control`: joined, stop such actors first instead.
     Every Ray process logs JSON lines at `settings.log_level` (observe/logs.py); only at debug do
     they reach this process's console.
     """
@@ -99,7 +102,8 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
         _started_ray = settings.address is None
         dashboard_url = context.dashboard_url and f"http://{context.dashboard_url}"
     if settings.address is not None:
-        _refuse_another_http_address(settings)
+        refuse_another_http_address(settings)
+        check_control_actors(settings, restart=restart_control)
     # Serve's controller and proxy; the app's replicas get theirs from build_app.
     serve_logging = logs.serve_logging_config(settings.log_level)
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=serve_logging)
@@ -108,32 +112,6 @@ def start(settings: Settings, ray_init_options: dict[str, Any] | None = None) ->
     serve.run(build_app(settings), name=SERVE_APP_NAME, route_prefix="/")
     log.debug("wfsched is serving on http://%s:%d (database %s)", settings.host, settings.port, shown(settings.db))
     return endpoints(settings, dashboard_url)
-
-
-def _refuse_another_http_address(settings: Settings) -> None:
-    """Raise ConflictError if Serve already runs on the joined cluster (for other applications,
-    or left by a run that was killed) on another host or port than `settings` asks: Serve keeps
-    its own whatever a start asks, and the console would name an address nobody answers on.
-
-    Serve's HTTP options are known only to its client, which is not public API: a Ray without it
-    skips the check (Serve's own warning, "The new HTTP config is ignored", is left)."""
-    try:
-        from ray.serve.context import _get_global_client
-
-        client = _get_global_client(raise_if_no_controller_running=False)
-        http = None if client is None else client.http_config
-    except (ImportError, AttributeError, TypeError):
-        return
-    if http is None:
-        return
-    host, port = http.host, http.port
-    if (host, port) != (settings.host, settings.port):
-        apps = ", ".join(sorted(serve.status().applications)) or "none"
-        raise ConflictError(
-            f"Serve already runs on this cluster on {host}:{port} (applications: {apps}) and would not "
-            f"move to {settings.host}:{settings.port}: start wfsched with --host {host} --port {port}, "
-            "or shut that Serve down (`serve shutdown`)"
-        )
 
 
 # Serve reads these when its controller and replicas start: every Ray process inherits them.
@@ -187,7 +165,7 @@ def stop() -> None:
     Ray's end takes Serve's controller and proxies with it. `serve.shutdown()` would stop them too,
     and its controller's exit always reached the console as a failed task ("Task
     ServeController.graceful_shutdown failed ... killed by `ray.kill`"), the last line a person saw.
-    A joined cluster: `_leave_joined_serve`.
+    A joined cluster: `joined.leave_serve`.
     """
     global _started_ray
     try:
@@ -196,27 +174,12 @@ def stop() -> None:
             with contextlib.suppress(RayServeException):  # Serve never started: Ray's end is all
                 serve.delete(SERVE_APP_NAME)
         else:
-            _leave_joined_serve()
+            leave_serve()
     finally:
         ray.shutdown()
 
 
-def _leave_joined_serve() -> None:
-    """On a cluster this process joined: delete the app, and shut Serve down only if no other
-    application runs on it, so that the next start applies its own port while other teams' apps on a
-    shared cluster keep running (Serve's host and port stay then: `_refuse_another_http_address`)."""
-    try:
-        serve.delete(SERVE_APP_NAME)
-        others = sorted(serve.status().applications)
-    except RayServeException:
-        return  # no Serve on the cluster: nothing of ours runs there
-    if others:
-        log.warning("Serve keeps running on this cluster for its other applications: %s", ", ".join(others))
-    else:
-        serve.shutdown()
-
-
-def serve_until_interrupted(settings: Settings) -> int:
+def serve_until_interrupted(settings: Settings, *, restart_control: bool = False) -> int:
     """Serve until SIGINT or SIGTERM, then stop cleanly; the process's exit status.
 
     Stopping ends the app (`stop`) and leaves running jobs as they are in the database: the next
@@ -231,7 +194,7 @@ def serve_until_interrupted(settings: Settings) -> int:
     listen()
     started = None
     try:
-        started = start(settings)
+        started = start(settings, restart_control=restart_control)
     except ConflictError as error:
         print(f"wfsched: {error}", file=sys.stderr, flush=True)
         return 1

@@ -79,6 +79,13 @@ def serve(
         str | None, typer.Option(help="join this Ray cluster (e.g. auto) instead of starting one (WFSCHED_ADDRESS)")
     ] = None,
     log_level: LogLevel = None,
+    restart_control: Annotated[
+        bool,
+        typer.Option(
+            help="joined to a cluster: stop the wfsched actors an earlier start left running there, so that "
+            "this start's code and settings apply (their running jobs start again on the new ones)"
+        ),
+    ] = False,
 ) -> None:
     """run the service locally (or on a Ray cluster) until interrupted"""
     from wfsched.api.server import serve_until_interrupted
@@ -94,7 +101,7 @@ def serve(
         address=address,
     )
     logs.console(settings.log_level)  # after Serve's import, which sets its logger's level
-    raise typer.Exit(serve_until_interrupted(settings))
+    raise typer.Exit(serve_until_interrupted(settings, restart_control=restart_control))
 
 
 @app.command()

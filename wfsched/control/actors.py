@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -11,10 +13,12 @@ import ray
 from wfsched.config import Settings
 from wfsched.types import Handle
 
-SCHEDULER_NAME = "wfsched-scheduler"
-PROGRESS_NAME = "wfsched-progress"
-DISPATCHER_NAME = "wfsched-dispatcher"
-BRANCH_NAME = "wfsched-branch-{index}"
+# Every control actor's name starts so: the ones a start finds in its namespace are wfsched's.
+NAME_PREFIX = "wfsched-"
+SCHEDULER_NAME = NAME_PREFIX + "scheduler"
+PROGRESS_NAME = NAME_PREFIX + "progress"
+DISPATCHER_NAME = NAME_PREFIX + "dispatcher"
+BRANCH_NAME = NAME_PREFIX + "branch-{index}"
 
 # Async and threaded actors here only wait on I/O and other actors; they need no CPU slot.
 CONTROL_OPTIONS: dict[str, Any] = {
@@ -56,6 +60,18 @@ def branch_index(settings: Settings, workflow_id: str, branch_name: str) -> int:
     """
     digest = hashlib.blake2b(f"{workflow_id}/{branch_name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % settings.branch_actors
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A digest of the wfsched package's Python files as this process first asked (an actor asks as
+    it starts): two processes with the same one run the same code."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.blake2b(digest_size=8)
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def existing(name: str, settings: Settings) -> Handle:

@@ -44,6 +44,7 @@ class SchedulerActor:
     def __init__(self, settings: Settings) -> None:
         logs.install()
         self.settings = settings
+        self._code = actors.code_fingerprint()
         self.state = SchedulerState(
             SqlRunStore(settings.db),
             settings.max_active_users,
@@ -66,6 +67,11 @@ class SchedulerActor:
         self._announce_scheduled = False
         self._apply(self.state.recover())
         actors.freeze_startup_heap()
+
+    async def started_with(self) -> tuple[str, Settings]:
+        """The code (`actors.code_fingerprint`) and settings this actor runs with: a later start
+        joined to the cluster checks them against its own (api/joined.py)."""
+        return self._code, self.settings
 
     async def ready(self) -> bool:
         """True once the lane hosts answer too: then a job starts without waiting for a process."""

@@ -33,7 +33,7 @@ def run(*argv: str) -> int:
 
 def test_serve_flags_win_over_variables(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     served: list[Settings] = []
-    env.setattr(server, "serve_until_interrupted", lambda settings: served.append(settings) or 0)
+    env.setattr(server, "serve_until_interrupted", lambda settings, restart_control: served.append(settings) or 0)
     env.setenv("WFSCHED_PORT", "9000")
     env.setenv("WFSCHED_MAX_ACTIVE_USERS", "7")
     env.setenv("WFSCHED_DATA_ROOTS", "/from/env")
@@ -47,7 +47,7 @@ def test_db_is_a_file_or_a_postgresql_url_for_serve_and_keys(
     env: pytest.MonkeyPatch, postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     served: list[Settings] = []
-    env.setattr(server, "serve_until_interrupted", lambda settings: served.append(settings) or 0)
+    env.setattr(server, "serve_until_interrupted", lambda settings, restart_control: served.append(settings) or 0)
     assert run("serve", "--db", "postgresql://wfsched@db.internal:5433/wfsched") == 0
     assert served[0].db == "postgresql://wfsched@db.internal:5433/wfsched"  # whole, not folded as a path
     url = postgres.new_database()
@@ -57,8 +57,16 @@ def test_db_is_a_file_or_a_postgresql_url_for_serve_and_keys(
     assert f"{key[:13]}_…" in capsys.readouterr().out
 
 
+def test_serve_restarts_the_control_actors_of_a_joined_cluster_only_when_asked(env: pytest.MonkeyPatch) -> None:
+    asked: list[bool] = []
+    env.setattr(server, "serve_until_interrupted", lambda settings, restart_control: asked.append(restart_control) or 0)
+    assert run("serve", "--address", "auto") == 0
+    assert run("serve", "--address", "auto", "--restart-control") == 0
+    assert asked == [False, True]
+
+
 def test_a_bad_variable_is_one_line_and_exit_2(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    env.setattr(server, "serve_until_interrupted", lambda settings: pytest.fail("served with bad settings"))
+    env.setattr(server, "serve_until_interrupted", lambda *_, **__: pytest.fail("served with bad settings"))
     env.setenv("WFSCHED_PORT", "abc")
     assert run("serve") == 2
     err = capsys.readouterr().err
